@@ -1,0 +1,218 @@
+"""TTFS layers with closed-form spike times (spec ``ttfs.md`` §2 and §5).
+
+Every tensor of spike times is batch-first, ``[B, *shape]``, in the network's dtype (float64 by
+default). Time is in units of tau_c = 1. A hidden layer n receives the spike times ``t_j`` of
+layer n - 1 (after its pre-operations: pooling, flatten), whose window ends at this layer's
+``t_min``; ``x_j = t_min - t_j`` is the value a spike encodes (0 for a silent neuron, which is
+modelled as a spike at ``t_min``; padding is a spike at ``t_min`` too).
+
+* **B1** (constant slope 1 in the firing phase, bias in the threshold ``theta = B_n - D``):
+  ``t_i = t_min + theta_i - sum_j W_ij (t_min - t_j)``.
+* **alpha1** (bias current ``alpha`` from ``t_min_prev``, slope ``alpha + sum_j J_ij``):
+  ``t_i = (theta_i + alpha_i t_min_prev + sum_j J_ij t_j) / (alpha_i + sum_j J_ij)``.
+
+Both are clipped at ``t_max`` (no spike before the window closes: value 0). A time below
+``t_min`` means the neuron's activation exceeds its window: the closed form extrapolates it,
+and :func:`window_violations` counts it. The output layer is read out as its membrane potential
+at its ``t_min``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spikeforge.ttfs.ir import Affine, Flatten, Pool, max_min_pool
+from spikeforge.ttfs.windows import LayerWindow
+
+
+class SpikeTimePool(nn.Module):
+    """Pooling of spike times ``[B, C, H, W] -> [B, C, H', W']``.
+
+    ``kind="max"``: per channel, the earliest spike (max of values) where ``sign > 0`` and the
+    latest spike (min of values) where ``sign < 0``. ``kind="avg"``: the average of the times,
+    padding counted as silent spikes at the layer's ``t_max``.
+    """
+
+    sign: Tensor | None
+
+    def __init__(self, pool: Pool) -> None:
+        super().__init__()
+        self.kind = pool.kind
+        self.kernel_size = pool.kernel_size
+        self.stride = pool.stride
+        self.padding = pool.padding
+        self.dilation = pool.dilation
+        self.ceil_mode = pool.ceil_mode
+        self.register_buffer("sign", None if pool.sign is None else pool.sign.clone())
+
+    def forward(self, t: Tensor, silent_time: float) -> Tensor:
+        if self.kind == "avg":
+            shifted = F.avg_pool2d(t - silent_time, self.kernel_size, self.stride, self.padding)
+            return shifted + silent_time
+        return max_min_pool(
+            t,
+            self.sign,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            of_times=True,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, kernel={self.kernel_size}, stride={self.stride}, pad={self.padding}"
+
+
+class SpikeTimeFlatten(nn.Module):
+    """``[B, C, H, W] -> [B, C*H*W]`` (PyTorch order)."""
+
+    def forward(self, t: Tensor, silent_time: float) -> Tensor:
+        return t.flatten(1)
+
+
+def pre_op_module(op: Pool | Flatten) -> nn.Module:
+    return SpikeTimePool(op) if isinstance(op, Pool) else SpikeTimeFlatten()
+
+
+class Synapses(nn.Module):
+    """The weighted connection of a layer: dense (``kind="linear"``, weight ``[O, K]``) or
+    convolutional (``kind="conv"``, weight ``[O, C/groups, kh, kw]``), no bias."""
+
+    def __init__(self, affine: Affine, weight: Tensor) -> None:
+        super().__init__()
+        self.kind = affine.kind
+        self.stride = affine.stride
+        self.padding = affine.padding
+        self.dilation = affine.dilation
+        self.groups = affine.groups
+        self.in_shape = affine.in_shape
+        self.out_shape = affine.out_shape
+        self.weight = nn.Parameter(weight.clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``sum_j W_ij x_j`` for values ``[B, *in_shape]`` (zero padding) -> ``[B, *out_shape]``."""
+        if self.kind == "linear":
+            return F.linear(x, self.weight)
+        return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+
+    def fan_in_sum(self) -> Tensor:
+        """Sum of each output neuron's weights: ``[O]`` (linear) or ``[O, 1, 1]`` (conv)."""
+        s = self.weight.flatten(1).sum(dim=1)
+        return s if self.kind == "linear" else s[:, None, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, in={list(self.in_shape)}, out={list(self.out_shape)}"
+
+
+class TTFSLayer(nn.Module):
+    """Base of the spiking and readout layers: pre-operations, then synapses."""
+
+    neuron: str = ""
+
+    def __init__(self, pre: list[Pool | Flatten], synapses: Synapses, path: str) -> None:
+        super().__init__()
+        self.pre = nn.ModuleList(pre_op_module(op) for op in pre)
+        self.synapses = synapses
+        self.path = path
+
+    def gather(self, t: Tensor, win: LayerWindow) -> Tensor:
+        """Apply the pre-operations to the input layer's spike times (its ``t_max`` is this
+        layer's ``t_min``)."""
+        for op in self.pre:
+            t = op(t, win.t_min)
+        return t
+
+    def input_values(self, t: Tensor, win: LayerWindow) -> Tensor:
+        """``x_j = t_min - t_j`` after the pre-operations."""
+        return win.t_min - self.gather(t, win)
+
+
+class B1Layer(TTFSLayer):
+    """Hidden B1 layer: parameters ``W`` (``synapses.weight``) and ``D`` (``bias``) are the ReLU
+    layer's weight and bias; threshold ``theta = (t_max - t_min) - D``."""
+
+    neuron = "b1"
+
+    def __init__(self, pre: list, synapses: Synapses, bias: Tensor, path: str) -> None:
+        super().__init__(pre, synapses, path)
+        self.bias = nn.Parameter(bias.clone())
+
+    def threshold(self, win: LayerWindow) -> Tensor:
+        return win.width - self.bias
+
+    def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
+        """Spike times ``[B, *out_shape]`` from input spike times (closed form, clipped at
+        ``t_max``)."""
+        u = self.synapses(self.input_values(t, win))
+        return torch.clamp(win.t_min + self.threshold(win) - u, max=win.t_max)
+
+
+class Alpha1Layer(TTFSLayer):
+    """Hidden alpha1 layer (P1): weights ``J`` (``synapses.weight``), bias current ``alpha``
+    switched on at ``t_min_prev``, threshold ``theta`` (fixed at mapping time for the windows
+    then in force)."""
+
+    neuron = "alpha1"
+
+    def __init__(
+        self, pre: list, synapses: Synapses, alpha: Tensor, threshold: Tensor, path: str
+    ) -> None:
+        super().__init__(pre, synapses, path)
+        self.alpha = nn.Parameter(alpha.clone())
+        self.theta = nn.Parameter(threshold.clone())
+
+    def slope(self) -> Tensor:
+        """Slope of the membrane potential at threshold, ``alpha + sum_j J_ij``."""
+        return self.alpha + self.synapses.fan_in_sum()
+
+    def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
+        """Closed-form first threshold crossing ``[B, *out_shape]``, clipped at ``t_max``.
+
+        ``sum_j J_ij t_j`` is evaluated as ``t_min sum_j J_ij - sum_j J_ij (t_min - t_j)`` so that
+        zero padding of ``t_min - t_j`` is exactly a padding spike at ``t_min``."""
+        s_j = self.synapses.fan_in_sum()
+        weighted_times = win.t_min * s_j - self.synapses(self.input_values(t, win))
+        numerator = self.theta + self.alpha * win.t_min_prev + weighted_times
+        return torch.clamp(numerator / (self.alpha + s_j), max=win.t_max)
+
+
+class B1Readout(TTFSLayer):
+    """Output layer of a B1 network: ``V(t_min) = D + sum_j W_ij (t_min - t_j)``."""
+
+    neuron = "b1"
+
+    def __init__(self, pre: list, synapses: Synapses, bias: Tensor, path: str) -> None:
+        super().__init__(pre, synapses, path)
+        self.bias = nn.Parameter(bias.clone())
+
+    def initial_potential(self, win: LayerWindow) -> Tensor:
+        return self.bias
+
+    def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
+        """Membrane potentials ``[B, *out_shape]`` at the readout time ``win.t_min``."""
+        return self.bias + self.synapses(self.input_values(t, win))
+
+
+class Alpha1Readout(TTFSLayer):
+    """Output layer of an alpha1 network: weights ``W`` unchanged, bias current
+    ``alpha = b / (t_min - t_min_prev)``; ``V(t_min) = alpha (t_min - t_min_prev) + sum W x``."""
+
+    neuron = "alpha1"
+
+    def __init__(self, pre: list, synapses: Synapses, alpha: Tensor, path: str) -> None:
+        super().__init__(pre, synapses, path)
+        self.alpha = nn.Parameter(alpha.clone())
+
+    def initial_potential(self, win: LayerWindow) -> Tensor:
+        return self.alpha * (win.t_min - win.t_min_prev)
+
+    def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
+        return self.initial_potential(win) + self.synapses(self.input_values(t, win))
+
+
+def window_violations(t: Tensor, win: LayerWindow) -> int:
+    """Number of spike times before the window opens (activations larger than the window)."""
+    return int((t < win.t_min).sum())

@@ -1,0 +1,83 @@
+"""Per-layer firing windows: one source of truth, exact chaining.
+
+Layers are numbered n = 0 (input), 1 .. N-1 (hidden, spiking), N (output, read out). Only the
+widths ``B_n`` of the hidden windows are stored; every boundary is derived from them::
+
+    t_min(0) = 0,  t_max(0) = 1,
+    t_min(1) = 1,  t_max(n) = t_min(n) + B_n,  t_min(n + 1) = t_max(n).
+
+Both ``t_max(n)`` and ``t_min(n + 1)`` are read from the same entry of one cumulative sum, so the
+chaining ``t_min(n + 1) == t_max(n)`` holds bit for bit, which the TTFS code relies on: a silent
+neuron (spike time ``t_max(n)``) contributes exactly zero to layer n + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class LayerWindow:
+    """The times one layer needs: its input layer's window start ``t_min_prev`` (bias-current
+    onset in alpha1), its own window ``[t_min, t_max]`` (``t_min`` = input layer's ``t_max``)."""
+
+    t_min_prev: float
+    t_min: float
+    t_max: float
+
+    @property
+    def width(self) -> float:
+        return self.t_max - self.t_min
+
+
+class Windows(nn.Module):
+    """Hidden-layer window widths ``B_1 .. B_{N-1}`` as a float64 buffer, and derived bounds."""
+
+    widths: Tensor
+
+    def __init__(self, widths: Tensor | list[float]) -> None:
+        super().__init__()
+        widths = torch.as_tensor(widths, dtype=torch.float64).flatten().clone()
+        if bool((widths < 0).any()) or not bool(torch.isfinite(widths).all()):
+            raise ValueError(f"window widths must be finite and >= 0, got {widths.tolist()}")
+        self.register_buffer("widths", widths)
+
+    @property
+    def num_hidden(self) -> int:
+        return int(self.widths.numel())
+
+    def edges(self) -> list[float]:
+        """``[t_min(0), t_min(1), ..., t_min(N)]``: entry n + 1 is both ``t_max(n)`` and
+        ``t_min(n + 1)``."""
+        w = self.widths.to(torch.float64)
+        one = torch.ones(1, dtype=torch.float64, device=w.device)
+        inner = torch.cat([one, one + torch.cumsum(w, 0)])
+        return [0.0, *inner.tolist()]
+
+    def layer(self, n: int) -> LayerWindow:
+        """Window of layer ``n`` in 1 .. N (N = output: ``t_max`` is its readout time too)."""
+        e = self.edges()
+        if not 1 <= n <= self.num_hidden + 1:
+            raise IndexError(f"layer {n} outside 1..{self.num_hidden + 1}")
+        t_max = e[n + 1] if n <= self.num_hidden else e[n]
+        return LayerWindow(e[n - 1], e[n], t_max)
+
+    @property
+    def latency(self) -> float:
+        """Classification latency: the output layer's ``t_min`` = 1 + sum of hidden widths."""
+        return self.edges()[-1]
+
+    def set_widths(self, widths: Tensor | list[float]) -> None:
+        """Replace all widths at once (re-chaining every boundary)."""
+        new = torch.as_tensor(widths, dtype=self.widths.dtype, device=self.widths.device)
+        if new.shape != self.widths.shape:
+            raise ValueError(f"expected {self.num_hidden} widths, got {tuple(new.shape)}")
+        if bool((new < 0).any()) or not bool(torch.isfinite(new).all()):
+            raise ValueError(f"window widths must be finite and >= 0, got {new.tolist()}")
+        self.widths.copy_(new)
+
+    def extra_repr(self) -> str:
+        return f"widths={[round(v, 4) for v in self.widths.tolist()]}, latency={self.latency:.4f}"
