@@ -233,17 +233,17 @@ def _split_stages(ops: list[Op], in_shape: tuple[int, ...]) -> Chain:
     return Chain(stages, post, in_shape)
 
 
-def canonicalize(ops: list[Op], sample: Tensor, input_range: tuple[float, float]) -> Chain:
+def canonicalize(ops: list[Op], unit: Tensor, input_range: tuple[float, float]) -> Chain:
     """Fold BatchNorms and the input range, hoist ReLUs and split into stages.
 
-    ``sample``: ``[B, *in_shape]`` float64 values (used for shapes only). The returned chain takes
-    inputs mapped to [0, 1], ``x~ = (x - p) / (q - p)``.
+    ``unit``: a float64 sample ``[B, *in_shape]`` already mapped to [0, 1] (used for shapes
+    only). The returned chain takes inputs mapped to [0, 1], ``x~ = (x - p) / (q - p)``.
     """
     p, q = input_range
     if not q > p:
         raise ValueError(f"input_range must have q > p, got ({p}, {q})")
-    channels = sample.shape[1]
-    dtype = sample.dtype
+    channels = unit.shape[1]
+    dtype = unit.dtype
     ops = [
         ScaleShift(
             "input",
@@ -253,7 +253,6 @@ def canonicalize(ops: list[Op], sample: Tensor, input_range: tuple[float, float]
         ),
         *ops,
     ]
-    unit = (sample - p) / (q - p)
     infer_shapes(ops, unit)
     _merge_scale_shifts(ops)
     i = 0
@@ -265,7 +264,7 @@ def canonicalize(ops: list[Op], sample: Tensor, input_range: tuple[float, float]
         i += 1
     _hoist_relus(ops)
     infer_shapes(ops, unit)
-    return _split_stages(ops, tuple(sample.shape[1:]))
+    return _split_stages(ops, tuple(unit.shape[1:]))
 
 
 def scale_weight_sums(chain: Chain) -> None:
