@@ -93,7 +93,7 @@ class Synapses(nn.Module):
         self.weight = nn.Parameter(weight.clone())
 
     def forward(self, x: Tensor) -> Tensor:
-        """``sum_j W_ij x_j`` for values ``[B, *in_shape]`` (zero padding) -> ``[B, *out_shape]``."""
+        """``sum_j W_ij x_j``: values ``[B, *in_shape]`` (zero padding) -> ``[B, *out_shape]``."""
         if self.kind == "linear":
             return F.linear(x, self.weight)
         return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
