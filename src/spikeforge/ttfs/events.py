@@ -220,9 +220,9 @@ def simulate(
         result = SimulationResult(logits=t, input_times=t)
         spikes = t[..., None]
         n_hidden = net.windows.num_hidden
-        for n, layer in enumerate(net.layers, start=1):
-            out, early = _layer_events(layer, spikes, net.windows.layer(n), max_elements)
-            if n <= n_hidden:
+        for n, (layer, win) in enumerate(zip(net.layers, net.windows.layers(), strict=True)):
+            out, early = _layer_events(layer, spikes, win, max_elements)
+            if n < n_hidden:
                 result.hidden_times.append(out)
                 result.early_spikes.append(early)
                 spikes = out[..., None]

@@ -103,9 +103,9 @@ class TTFSNetwork(nn.Module):
         """Closed-form spike times of every layer and the output potentials."""
         t = self.encode(x, clip)
         out = TTFSOutput(logits=t, input_times=t)
-        for n, layer in enumerate(self.layers, start=1):
-            t = layer(t, self.windows.layer(n))
-            if n <= self.windows.num_hidden:
+        for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
+            t = layer(t, win)
+            if n < self.windows.num_hidden:
                 out.hidden_times.append(t)
         out.logits = t.flatten(1) if self.flatten_output else t
         return out

@@ -57,13 +57,24 @@ class Windows(nn.Module):
         inner = torch.cat([one, one + torch.cumsum(w, 0)])
         return [0.0, *inner.tolist()]
 
-    def layer(self, n: int) -> LayerWindow:
-        """Window of layer ``n`` in 1 .. N (N = output: ``t_max`` is its readout time too)."""
+    def layers(self) -> list[LayerWindow]:
+        """Windows of layers 1 .. N (for the output layer N, ``t_max`` = ``t_min``, its readout
+        time)."""
         e = self.edges()
+        last = self.num_hidden + 1
+        return [
+            LayerWindow(e[n - 1], e[n], e[n + 1] if n < last else e[n]) for n in range(1, last + 1)
+        ]
+
+    def layer(self, n: int) -> LayerWindow:
+        """Window of layer ``n`` in 1 .. N."""
         if not 1 <= n <= self.num_hidden + 1:
             raise IndexError(f"layer {n} outside 1..{self.num_hidden + 1}")
-        t_max = e[n + 1] if n <= self.num_hidden else e[n]
-        return LayerWindow(e[n - 1], e[n], t_max)
+        return self.layers()[n - 1]
+
+    def hidden_t_max(self) -> list[float]:
+        """``t_max`` of hidden layers 1 .. N-1 (a spike at ``t_max`` means no spike)."""
+        return [w.t_max for w in self.layers()[:-1]]
 
     @property
     def latency(self) -> float:
