@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from spikeforge.ttfs.errors import UnsupportedLayerError
-from spikeforge.ttfs.ir import Affine, Flatten, Op, Pool, Relu, ScaleShift, run_chain
+from spikeforge.ttfs.ir import Affine, Flatten, Op, Pool, Relu, ScaleShift, describe, run_chain
 from spikeforge.ttfs.trace import infer_shapes
 
 WEIGHT_SUM_UPPER = 0.99
@@ -98,8 +98,7 @@ def _carry_forward(
             factor = factor.flatten()
         else:
             raise UnsupportedLayerError(
-                f"{who} cannot be folded: {type(op).__name__} at {op.path} lies between it and "
-                "the next Linear/Conv"
+                f"{who} cannot be folded: {describe(op)} lies between it and the next Linear/Conv"
             )
         if const is not None:
             const = op.apply(const)
@@ -181,8 +180,8 @@ def _hoist_relus(ops: list[Op]) -> None:
             continue
         if not isinstance(prev, Affine):
             raise UnsupportedLayerError(
-                f"ReLU at {op.path} follows {type(prev).__name__} at {prev.path}: pooling of "
-                "pre-activations by averaging has no TTFS equivalent"
+                f"ReLU at {op.path} follows {describe(prev)}: average pooling of "
+                "pre-activations has no TTFS equivalent"
             )
         del ops[i]
         ops.insert(j + 1, op)
@@ -204,9 +203,8 @@ def _split_stages(ops: list[Op], in_shape: tuple[int, ...]) -> Chain:
                 post = list(rest)
                 break
             raise UnsupportedLayerError(
-                f"{type(op).__name__} at {op.path} follows Linear/Conv at "
-                f"{stages[-1].affine.path} without a ReLU: every hidden layer needs a ReLU and "
-                "only Flatten may follow the output layer"
+                f"{describe(op)} follows {describe(stages[-1].affine)} without a ReLU: every "
+                "hidden layer needs a ReLU and only Flatten may follow the output layer"
             )
         elif isinstance(op, Affine):
             stages.append(Stage(pre, op))
@@ -222,7 +220,7 @@ def _split_stages(ops: list[Op], in_shape: tuple[int, ...]) -> Chain:
         elif isinstance(op, Flatten):
             pre.append(op)
         else:  # pragma: no cover - ScaleShifts are folded before this
-            raise UnsupportedLayerError(f"{type(op).__name__} at {op.path} is not expected here")
+            raise UnsupportedLayerError(f"{describe(op)} is not expected here")
     if not stages:
         raise UnsupportedLayerError("the network has no Linear or Conv2d layer")
     if not awaiting_relu:
@@ -242,6 +240,8 @@ def canonicalize(ops: list[Op], unit: Tensor, input_range: tuple[float, float]) 
     p, q = input_range
     if not q > p:
         raise ValueError(f"input_range must have q > p, got ({p}, {q})")
+    if not any(isinstance(op, Affine) for op in ops):
+        raise UnsupportedLayerError("the network has no Linear or Conv2d layer")
     channels = unit.shape[1]
     dtype = unit.dtype
     ops = [

@@ -207,6 +207,21 @@ class ScaleShift:
 Op = Affine | Pool | Flatten | Relu | ScaleShift
 
 
+def describe(op: Op) -> str:
+    """Human-readable ``"<layer type> at <path>"`` for error messages."""
+    if isinstance(op, Affine):
+        name = "Linear" if op.kind == "linear" else "Conv2d"
+    elif isinstance(op, Pool):
+        name = "MaxPool2d" if op.kind == "max" else "AvgPool2d"
+    elif isinstance(op, Relu):
+        name = "ReLU"
+    elif isinstance(op, ScaleShift):
+        name = op.description
+    else:
+        name = type(op).__name__
+    return f"{name} at {op.path}"
+
+
 def run_chain(ops: list[Op], x: Tensor, record: list[Tensor] | None = None) -> Tensor:
     """Run a chain of operations on values ``[B, *in_shape]``; optionally record ReLU outputs."""
     for op in ops:

@@ -41,6 +41,8 @@ def _calibration_batches(
         if not isinstance(x, Tensor):
             raise TypeError(f"calibration batches must be tensors, got {type(x).__name__}")
         x = x.detach().to(torch.float64)
+        if x.shape[0] == 0:
+            continue
         if not bool(torch.isfinite(x).all()):
             raise ValueError("calibration data contains NaN or infinite values")
         if clip:
@@ -51,7 +53,7 @@ def _calibration_batches(
                 f"input_range [{p}, {q}]"
             )
         batches.append((x - p) / (q - p))
-    if not batches or batches[0].shape[0] == 0:
+    if not batches:
         raise ValueError("calibration data is empty")
     return batches
 
@@ -129,6 +131,8 @@ def from_relu(
         raise ValueError(f"neuron must be 'b1' or 'alpha1', got {neuron!r}")
     if not zeta > -1:
         raise ValueError(f"zeta must be > -1, got {zeta}")
+    if not input_range[1] > input_range[0]:
+        raise ValueError(f"input_range must have q > p, got {tuple(input_range)}")
     batches = _calibration_batches(calibration, input_range, clip)
     chain = canonicalize(trace_chain(model), batches[0][:1], input_range)
     if neuron == "alpha1":
