@@ -57,7 +57,8 @@ def spikes_per_neuron(hidden_times: Sequence[Tensor], t_max: Sequence[float]) ->
 def max_abs_difference(a: Sequence[Tensor] | Tensor, b: Sequence[Tensor] | Tensor) -> float:
     """Largest absolute elementwise difference between two tensors or lists of tensors."""
     pairs = [(a, b)] if isinstance(a, Tensor) else list(zip(a, b, strict=True))
-    return max((float((x - y).abs().max()) for x, y in pairs if x.numel()), default=0.0)
+    diffs = (float((x - y).detach().abs().max()) for x, y in pairs if x.numel())
+    return max(diffs, default=0.0)
 
 
 def predictions_in_batches(model: torch.nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
