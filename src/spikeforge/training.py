@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from spikeforge.io import load_torch, save_torch
 
 
 @dataclass
@@ -25,30 +29,76 @@ class TrainLog:
     losses: list[float] = field(default_factory=list)
 
 
-def train_classifier(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig) -> TrainLog:
+def _settings(config: dict) -> dict:
+    """The configuration entries that change the result (not the progress bar)."""
+    return {k: v for k, v in config.items() if k != "progress"}
+
+
+def _state(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    cfg: TrainConfig,
+    log: TrainLog,
+) -> dict:
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "losses": list(log.losses),
+        "config": asdict(cfg),
+    }
+
+
+def train_classifier(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    cfg: TrainConfig,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> TrainLog:
     """Train ``model`` with Adam and cross-entropy on ``x`` ``[N, ...]`` / ``y`` ``[N]``.
 
-    Deterministic for a given ``cfg.seed`` (shuffling and dropout draw from one generator
-    seeded here). Leaves the model in eval mode. A progress bar goes to stderr.
+    Deterministic for a given ``cfg.seed`` (shuffling and dropout draw from generators seeded
+    here). With ``checkpoint``, the full training state is written atomically after every epoch
+    and a run restarted with the same arguments resumes after the last completed epoch, ending
+    with the same parameters as an uninterrupted run. Leaves the model in eval mode; a progress
+    bar goes to stderr.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} inputs but {y.shape[0]} labels")
+    if x.shape[0] == 0:
+        raise ValueError("no training data")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
     log = TrainLog()
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_torch(checkpoint)
+        if _settings(state.get("config", {})) != _settings(asdict(cfg)):
+            raise ValueError(
+                f"checkpoint {checkpoint} was written with a different configuration "
+                f"({state.get('config')}); remove it or use the same settings"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        log.losses = list(state["losses"])
+    loss_fn = nn.CrossEntropyLoss()
     steps_per_epoch = (x.shape[0] + cfg.batch_size - 1) // cfg.batch_size
     bar = tqdm(
         total=cfg.epochs * steps_per_epoch,
+        initial=len(log.losses) * steps_per_epoch,
         disable=not cfg.progress,
         file=sys.stderr,
         desc="training ReLU network",
         unit="step",
         leave=False,
     )
-    model.train()
-    for _ in range(cfg.epochs):
+    for _ in range(len(log.losses), cfg.epochs):
+        model.train()
         order = torch.randperm(x.shape[0], generator=gen)
         running = 0.0
         for i in range(0, x.shape[0], cfg.batch_size):
@@ -61,6 +111,8 @@ def train_classifier(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig) -
             bar.update(1)
         log.losses.append(running / x.shape[0])
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
+        if checkpoint is not None:
+            save_torch(checkpoint, _state(model, opt, gen, cfg, log))
     bar.close()
     model.eval()
     return log

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
+
+from spikeforge.io import atomic_write
 
 __all__ = ["spike_raster", "spike_time_histograms", "training_curve"]
 
@@ -113,28 +114,8 @@ def _subsample_indices(n: int, limit: int) -> np.ndarray:
 
 
 def _write_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` as PNG to ``path`` atomically (temp file in the same directory, then
-    ``os.replace``); the temp file is removed if saving fails.
-
-    The temp file is opened with ``open(..., "xb")`` rather than :func:`tempfile.mkstemp` so the
-    PNG gets the usual umask-derived permissions instead of mkstemp's ``0o600``."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-        try:
-            fh = open(tmp, "xb")  # closed by the with block below
-        except FileExistsError:  # pragma: no cover - 48 random bits collided
-            continue
-        break
-    try:
-        with fh:
-            fig.savefig(fh, format="png", dpi=_DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+    """Save ``fig`` as PNG to ``path`` atomically (:func:`spikeforge.io.atomic_write`)."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=_DPI))
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:

@@ -1,0 +1,64 @@
+"""Atomic file writes: nothing half-written is ever left under the final name."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The parent directory is created. If ``write`` fails the temporary file is removed and an
+    existing file at ``path`` is left untouched. The temporary file is opened with
+    ``open(..., "xb")`` (not :func:`tempfile.mkstemp`) so the result gets the usual
+    umask-derived permissions.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+        try:
+            fh = open(tmp, "xb")  # closed by the with block below
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+        break
+    try:
+        with fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def save_torch(path: str | os.PathLike[str], obj: Any) -> Path:
+    """``torch.save`` atomically."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def load_torch(path: str | os.PathLike[str]) -> Any:
+    """``torch.load`` with ``weights_only=True`` (tensors, dicts, lists, numbers only); a
+    corrupt or truncated file raises ``ValueError`` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
