@@ -107,7 +107,7 @@ def train_classifier(
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-            running += float(loss) * idx.numel()
+            running += loss.item() * idx.numel()
             bar.update(1)
         log.losses.append(running / x.shape[0])
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")

@@ -1,0 +1,153 @@
+"""Evaluate a mapped TTFS network against its ReLU network on a data set."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from spikeforge.metrics import accuracy, agreement, max_abs_difference, spike_counts
+from spikeforge.ttfs.events import simulate
+from spikeforge.ttfs.network import TTFSNetwork
+
+
+@dataclass
+class MappingEvaluation:
+    """Metrics of one mapped network on one data set.
+
+    * ``max_error_*``: largest ``|x_snn - x_relu|`` over every hidden neuron's encoded value
+      (``t_max - t`` against the canonical ReLU network's activation) and every logit (against
+      the original model's logits);
+    * ``spikes_per_neuron``: hidden neurons only, spikes strictly before ``t_max``, closed-form
+      (noise-free) times; ``latency``: the output layer's ``t_min`` in units of tau_c.
+    """
+
+    neuron: str
+    samples: int
+    ann_accuracy: float
+    snn_accuracy: float
+    agreement: float
+    max_error: float
+    window_violations: int
+    spikes_per_neuron: float
+    spikes_per_layer: list[float]
+    latency: float
+    window_widths: list[float]
+    seconds: float
+    event_samples: int = 0
+    event_accuracy: float | None = None
+    event_agreement: float | None = None
+    event_max_error: float | None = None
+    event_vs_closed: float | None = None
+    early_spikes: int | None = None
+    event_seconds: float | None = None
+    plot_times: list[Tensor] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("plot_times")
+        return d
+
+
+def _relu_hidden(net: TTFSNetwork, x: Tensor) -> list[Tensor]:
+    p, q = net.input_range
+    record: list[Tensor] = []
+    assert net.mapping is not None
+    net.mapping.chain.forward((x.to(torch.float64) - p) / (q - p), record)
+    return record
+
+
+def evaluate_mapping(
+    net: TTFSNetwork,
+    x: Tensor,
+    y: Tensor,
+    reference_logits: Tensor,
+    *,
+    event_samples: int | None = None,
+    batch_size: int = 1000,
+    event_batch_size: int = 250,
+    plot_samples: int = 500,
+    progress: bool = False,
+) -> MappingEvaluation:
+    """Closed-form (all of ``x``) and event-driven (first ``event_samples``, default all)
+    evaluation of ``net`` on inputs ``x`` ``[N, *in_shape]`` with labels ``y`` ``[N]``.
+
+    ``reference_logits`` ``[N, C]`` are the original ReLU model's logits, computed before any
+    folding (they define ANN accuracy and agreement).
+    """
+    n = x.shape[0]
+    event_samples = n if event_samples is None else min(event_samples, n)
+    windows = net.windows.layers()
+    t_max = net.windows.hidden_t_max()
+    logits, violations, err = [], 0, 0.0
+    spikes, neurons = [0] * len(t_max), [0] * len(t_max)
+    plot_times: list[list[Tensor]] = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for lo in range(0, n, batch_size):
+            xb = x[lo : lo + batch_size]
+            out = net.run(xb)
+            logits.append(out.logits)
+            for k, (s, m) in enumerate(spike_counts(out.hidden_times, t_max)):
+                spikes[k] += s
+                neurons[k] += m
+            violations += sum(net.window_violations(out.hidden_times))
+            values = [w.t_max - t for t, w in zip(out.hidden_times, windows, strict=False)]
+            err = max(err, max_abs_difference(values, _relu_hidden(net, xb)))
+            err = max(err, max_abs_difference(out.logits, reference_logits[lo : lo + batch_size]))
+            if lo < plot_samples:
+                plot_times.append([out.input_times[:plot_samples], *out.hidden_times])
+    seconds = time.perf_counter() - start
+    closed = torch.cat(logits)
+    result = MappingEvaluation(
+        neuron=net.neuron,
+        samples=n,
+        ann_accuracy=accuracy(reference_logits, y),
+        snn_accuracy=accuracy(closed, y),
+        agreement=agreement(closed, reference_logits),
+        max_error=err,
+        window_violations=violations,
+        spikes_per_neuron=sum(spikes) / max(1, sum(neurons)),
+        spikes_per_layer=[s / max(1, m) for s, m in zip(spikes, neurons, strict=True)],
+        latency=net.latency,
+        window_widths=net.windows.widths.tolist(),
+        seconds=seconds,
+        plot_times=[torch.cat(parts)[:plot_samples] for parts in zip(*plot_times, strict=True)],
+    )
+    if event_samples == 0:
+        return result
+    event_logits, early, ev_err, ev_closed = [], 0, 0.0, 0.0
+    start = time.perf_counter()
+    bar = tqdm(
+        total=event_samples,
+        disable=not progress,
+        file=sys.stderr,
+        desc=f"event simulation ({net.neuron})",
+        unit="sample",
+        leave=False,
+    )
+    for lo in range(0, event_samples, event_batch_size):
+        xb = x[lo : min(lo + event_batch_size, event_samples)]
+        sim = simulate(net, xb)
+        event_logits.append(sim.logits)
+        early += sum(sim.early_spikes)
+        values = [w.t_max - t for t, w in zip(sim.hidden_times, windows, strict=False)]
+        ev_err = max(ev_err, max_abs_difference(values, _relu_hidden(net, xb)))
+        ref = reference_logits[lo : lo + xb.shape[0]]
+        ev_err = max(ev_err, max_abs_difference(sim.logits, ref))
+        ev_closed = max(ev_closed, max_abs_difference(sim.logits, closed[lo : lo + xb.shape[0]]))
+        bar.update(xb.shape[0])
+    bar.close()
+    event = torch.cat(event_logits)
+    result.event_samples = event_samples
+    result.event_accuracy = accuracy(event, y[:event_samples])
+    result.event_agreement = agreement(event, reference_logits[:event_samples])
+    result.event_max_error = ev_err
+    result.event_vs_closed = ev_closed
+    result.early_spikes = early
+    result.event_seconds = time.perf_counter() - start
+    return result
