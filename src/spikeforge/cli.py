@@ -35,7 +35,9 @@ def _reproduce_ttfs_mapping(args: argparse.Namespace) -> int:
     from spikeforge.training import TrainConfig
     from spikeforge.ttfs.experiments import load_dataset, run_mapping_experiment
 
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = load_dataset(args.dataset, args.data_dir).subset(
+        args.train_samples, args.test_samples
+    )
     epochs = args.epochs or REPRODUCE_DEFAULT_EPOCHS[args.arch]
     cfg = TrainConfig(
         epochs=epochs,
@@ -108,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="test samples to event-simulate (default: all)",
+    )
+    mapping.add_argument(
+        "--train-samples",
+        type=int,
+        default=None,
+        help="use only the first N training images (quick runs)",
+    )
+    mapping.add_argument(
+        "--test-samples",
+        type=int,
+        default=None,
+        help="use only the first N test images (quick runs)",
     )
     mapping.add_argument("--quiet", action="store_true", help="no progress bars")
     mapping.set_defaults(run=_reproduce_ttfs_mapping)

@@ -44,6 +44,16 @@ class Dataset:
     x_test: Tensor
     y_test: Tensor
 
+    def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
+        """The first ``train`` training and ``test`` test samples (``None``: all)."""
+        return Dataset(
+            self.name,
+            self.x_train[:train],
+            self.y_train[:train],
+            self.x_test[:test],
+            self.y_test[:test],
+        )
+
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     """``"digits"`` (sklearn, bundled), ``"mnist"`` or ``"fashion-mnist"`` (IDX files from the
