@@ -62,6 +62,23 @@ class SpikeTimePool(nn.Module):
             of_times=True,
         )
 
+    def values(self, x: Tensor) -> Tensor:
+        """The same pooling on encoded values ``x = t_max - t`` (monotone decreasing in ``t``):
+        max where the time rule is earliest spike, min where it is latest, average with zero
+        (silent) padding."""
+        if self.kind == "avg":
+            return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return max_min_pool(
+            x,
+            self.sign,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            of_times=False,
+        )
+
     def extra_repr(self) -> str:
         return f"{self.kind}, kernel={self.kernel_size}, stride={self.stride}, pad={self.padding}"
 
@@ -71,6 +88,9 @@ class SpikeTimeFlatten(nn.Module):
 
     def forward(self, t: Tensor, silent_time: float) -> Tensor:
         return t.flatten(1)
+
+    def values(self, x: Tensor) -> Tensor:
+        return x.flatten(1)
 
 
 def pre_op_module(op: Pool | Flatten) -> nn.Module:
@@ -98,6 +118,13 @@ class Synapses(nn.Module):
             return F.linear(x, self.weight)
         return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
 
+    def subtract_from(self, c: Tensor, x: Tensor) -> Tensor:
+        """``c - sum_j W_ij x_j`` with ``c`` broadcastable to ``[B, *out_shape]`` (fused into one
+        matrix product for dense layers)."""
+        if self.kind == "linear":
+            return torch.addmm(c.expand(x.shape[0], -1), x, self.weight.t(), alpha=-1)
+        return c - self(x)
+
     def fan_in_sum(self) -> Tensor:
         """Sum of each output neuron's weights: ``[O]`` (linear) or ``[O, 1, 1]`` (conv)."""
         s = self.weight.flatten(1).sum(dim=1)
@@ -118,16 +145,13 @@ class TTFSLayer(nn.Module):
         self.synapses = synapses
         self.path = path
 
-    def gather(self, t: Tensor, win: LayerWindow) -> Tensor:
-        """Apply the pre-operations to the input layer's spike times (its ``t_max`` is this
-        layer's ``t_min``)."""
-        for op in self.pre:
-            t = op(t, win.t_min)
-        return t
-
     def input_values(self, t: Tensor, win: LayerWindow) -> Tensor:
-        """``x_j = t_min - t_j`` after the pre-operations."""
-        return win.t_min - self.gather(t, win)
+        """``x_j = t_min - t_j`` (the input layer's ``t_max`` is this layer's ``t_min``), then
+        the pre-operations (pooling on values is equivalent to pooling the spike times)."""
+        x = win.t_min - t
+        for op in self.pre:
+            x = op.values(x)
+        return x
 
 
 class B1Layer(TTFSLayer):
@@ -146,8 +170,8 @@ class B1Layer(TTFSLayer):
     def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
         """Spike times ``[B, *out_shape]`` from input spike times (closed form, clipped at
         ``t_max``)."""
-        u = self.synapses(self.input_values(t, win))
-        return torch.clamp(win.t_min + self.threshold(win) - u, max=win.t_max)
+        c = win.t_min + self.threshold(win)
+        return self.synapses.subtract_from(c, self.input_values(t, win)).clamp_(max=win.t_max)
 
 
 class Alpha1Layer(TTFSLayer):
@@ -174,9 +198,9 @@ class Alpha1Layer(TTFSLayer):
         ``sum_j J_ij t_j`` is evaluated as ``t_min sum_j J_ij - sum_j J_ij (t_min - t_j)`` so that
         zero padding of ``t_min - t_j`` is exactly a padding spike at ``t_min``."""
         s_j = self.synapses.fan_in_sum()
-        weighted_times = win.t_min * s_j - self.synapses(self.input_values(t, win))
-        numerator = self.theta + self.alpha * win.t_min_prev + weighted_times
-        return torch.clamp(numerator / (self.alpha + s_j), max=win.t_max)
+        c = self.theta + self.alpha * win.t_min_prev + win.t_min * s_j
+        numerator = self.synapses.subtract_from(c, self.input_values(t, win))
+        return numerator.div_(self.alpha + s_j).clamp_(max=win.t_max)
 
 
 class B1Readout(TTFSLayer):

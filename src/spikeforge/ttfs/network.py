@@ -87,16 +87,22 @@ class TTFSNetwork(nn.Module):
                 f"got {list(x.shape)}"
             )
         x = x.to(self._dtype())
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("input contains NaN or infinite values")
         p, q = self.input_range
         if clip:
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError("input contains NaN or infinite values")
             x = x.clamp(p, q)
-        elif x.numel() and (float(x.min()) < p or float(x.max()) > q):
-            raise InputRangeError(
-                f"input values span [{float(x.min()):.6g}, {float(x.max()):.6g}], outside "
-                f"input_range [{p}, {q}]; pass clip=True to clip them"
-            )
+        elif x.numel():
+            lo, hi = (float(v) for v in torch.aminmax(x))  # NaN propagates into lo / hi
+            if not (p <= lo and hi <= q):
+                if not bool(torch.isfinite(x).all()):
+                    raise ValueError("input contains NaN or infinite values")
+                raise InputRangeError(
+                    f"input values span [{lo:.6g}, {hi:.6g}], outside input_range [{p}, {q}]; "
+                    "pass clip=True to clip them"
+                )
+        if (p, q) == (0.0, 1.0):
+            return 1.0 - x  # bit-identical to the general formula
         return 1.0 - (x - p) / (q - p)
 
     def run(self, x: Tensor, clip: bool = False) -> TTFSOutput:

@@ -1,0 +1,377 @@
+"""Inference cost of TTFS networks against the ReLU networks they are mapped from.
+
+For each architecture (FC2, LeNet5) the ReLU network is trained briefly on an MNIST training
+subset, mapped to B1 and alpha1 TTFS networks with :func:`spikeforge.ttfs.from_relu`, and timed
+on the full MNIST test set (10,000 images, batches of ``--batch-size``) under
+``torch.inference_mode()``:
+
+* the ReLU network and the TTFS closed form ``net(x)`` (B1 and alpha1), same dtype, same
+  batching, interleaved in every repeat after one warm-up pass; the median over ``--repeats``;
+* the prediction agreement of each TTFS network with its ReLU network (1.0 expected in float64);
+* the throughput of the exact event-driven simulator ``net.simulate`` (float64) on
+  ``--sim-samples`` test images and its largest deviation from the closed form.
+
+The acceptance target is a closed form costing at most 1.5x the ReLU network's time; every row
+prints PASS or FAIL against it (the exit status does not depend on it).
+
+Run: ``SPIKEFORGE_DATA=/path/to/data python benchmarks/ttfs_inference.py [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import ctypes.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from spikeforge.data import load_mnist, to_unit_float
+from spikeforge.models import fc2, lenet5
+from spikeforge.training import TrainConfig, train_classifier
+from spikeforge.ttfs import TTFSNetwork, from_relu
+
+TARGET_RATIO = 1.5
+NEURONS = ("b1", "alpha1")
+ARCHS: dict[str, Callable[[], nn.Sequential]] = {"fc2": fc2, "lenet5": lenet5}
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+TRAIN_BATCH = 128
+NOISY_SPREAD = 1.25  # max / min of a contender's repeats above this: warn about noisy timings
+
+
+@dataclass
+class TimingRow:
+    arch: str
+    dtype: str
+    relu_ms: float
+    ttfs_ms: dict[str, float]
+    ratio: dict[str, float]
+    agreement: dict[str, float]
+    relu_accuracy: float
+    all_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def passed(self, neuron: str) -> bool:
+        return self.ratio[neuron] <= TARGET_RATIO
+
+    def spread(self) -> float:
+        """Largest max / min over the repeats of any contender (1.0: perfectly steady)."""
+        return max(max(v) / min(v) for v in self.all_ms.values())
+
+
+@dataclass
+class SimRow:
+    arch: str
+    neuron: str
+    samples: int
+    seconds: float
+    samples_per_s: float
+    max_abs_diff: float
+    agreement: float
+
+
+def cpu_info() -> str:
+    """The CPU model line of /proc/cpuinfo (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def tune_malloc() -> str:
+    """Make glibc keep freed memory in the heap instead of returning it to the OS.
+
+    By default every large tensor (a batch of activations is several MB) is a fresh ``mmap``
+    whose pages fault in again on first touch; that kernel time (up to a third of the wall time
+    on a small VM) makes timings vary by 2x between processes, and hits the TTFS networks (more
+    intermediate tensors) harder than the ReLU network. Returns a description for the report.
+    """
+    if not sys.platform.startswith("linux"):
+        return "default allocator"
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "default allocator (mallopt unavailable)"
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    settings = ((m_mmap_threshold, 1 << 30), (m_trim_threshold, 2**31 - 1), (m_top_pad, 64 << 20))
+    ok = all(mallopt(option, value) == 1 for option, value in settings)
+    return (
+        "glibc malloc: no mmap / trim for tensors" if ok else "mallopt failed (default allocator)"
+    )
+
+
+def load_average() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=None, help="data directory (default: $SPIKEFORGE_DATA)")
+    p.add_argument("--arch", choices=[*ARCHS, "all"], default="all")
+    p.add_argument("--batch-size", type=int, default=256, help="inference batch size")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
+    p.add_argument("--dtype", choices=[*DTYPES, "both"], default="both")
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=80,
+        help=f"optimizer steps (batches of {TRAIN_BATCH}, one epoch over the first "
+        f"steps*{TRAIN_BATCH} training images) to train the ReLU network; 0: untrained",
+    )
+    p.add_argument(
+        "--calib-samples", type=int, default=4096, help="training images used for calibration"
+    )
+    p.add_argument("--sim-samples", type=int, default=256, help="images for the event simulator")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default allocation behaviour (noisier timings; see tune_malloc)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.repeats < 1 or args.train_steps < 0:
+        p.error("--batch-size and --repeats must be >= 1, --train-steps >= 0")
+    if args.calib_samples < 1 or args.sim_samples < 0:
+        p.error("--calib-samples must be >= 1, --sim-samples >= 0")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
+
+
+def train_relu(
+    arch: str, x: Tensor, y: Tensor, steps: int, seed: int
+) -> tuple[nn.Sequential, float]:
+    """A briefly trained float32 ReLU network (eval mode) and the training time in seconds."""
+    torch.manual_seed(seed)
+    model = ARCHS[arch]()
+    start = time.perf_counter()
+    if steps > 0:
+        n = min(x.shape[0], steps * TRAIN_BATCH)
+        cfg = TrainConfig(epochs=1, batch_size=TRAIN_BATCH, lr=1e-3, seed=seed, progress=False)
+        train_classifier(model, x[:n], y[:n], cfg)
+    model.eval()
+    return model, time.perf_counter() - start
+
+
+def run_all(fn: Callable[[Tensor], Tensor], batches: list[Tensor]) -> Tensor:
+    """Logits of ``fn`` over all batches (used for the untimed warm-up / agreement pass)."""
+    return torch.cat([fn(b) for b in batches])
+
+
+def timed_pass(fn: Callable[[Tensor], Tensor], batches: list[Tensor]) -> float:
+    """Wall time in ms of one pass over all batches."""
+    start = time.perf_counter()
+    for b in batches:
+        fn(b)
+    return (time.perf_counter() - start) * 1e3
+
+
+def bench_dtype(
+    arch: str,
+    dtype_name: str,
+    relu: nn.Module,
+    nets: dict[str, TTFSNetwork],
+    x_test: Tensor,
+    y_test: Tensor,
+    batch_size: int,
+    repeats: int,
+) -> TimingRow:
+    dtype = DTYPES[dtype_name]
+    batches = list(x_test.to(dtype).split(batch_size))
+    contenders: dict[str, Callable[[Tensor], Tensor]] = {"relu": relu}
+    contenders.update(nets)
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    with torch.inference_mode():
+        # Warm-up pass, which also gives the predictions for the agreement check.
+        preds = {name: run_all(fn, batches).argmax(1) for name, fn in contenders.items()}
+        for r in range(repeats):
+            # Interleave the contenders (A B C A B C ...), rotating the start so that no
+            # contender always runs right after the same other one.
+            for i in range(len(names)):
+                name = names[(r + i) % len(names)]
+                times[name].append(timed_pass(contenders[name], batches))
+    med = {name: statistics.median(v) for name, v in times.items()}
+    return TimingRow(
+        arch=arch,
+        dtype=dtype_name,
+        relu_ms=med["relu"],
+        ttfs_ms={n: med[n] for n in nets},
+        ratio={n: med[n] / med["relu"] for n in nets},
+        agreement={n: float((preds[n] == preds["relu"]).double().mean()) for n in nets},
+        relu_accuracy=float((preds["relu"] == y_test).double().mean()),
+        all_ms=times,
+    )
+
+
+def bench_simulator(arch: str, neuron: str, net: TTFSNetwork, x: Tensor) -> SimRow:
+    """Event-driven simulator (float64) throughput and its deviation from the closed form."""
+    x = x.to(torch.float64)
+    with torch.inference_mode():
+        closed = net(x)
+        start = time.perf_counter()
+        sim = net.simulate(x)
+        seconds = time.perf_counter() - start
+    return SimRow(
+        arch=arch,
+        neuron=neuron,
+        samples=x.shape[0],
+        seconds=seconds,
+        samples_per_s=x.shape[0] / seconds if seconds > 0 else float("inf"),
+        max_abs_diff=float((sim - closed).abs().max()),
+        agreement=float((sim.argmax(1) == closed.argmax(1)).double().mean()),
+    )
+
+
+def verdict(ratio: float) -> str:
+    return "PASS" if ratio <= TARGET_RATIO else "FAIL"
+
+
+def print_timing_table(rows: list[TimingRow], n_test: int) -> None:
+    head = (
+        f"{'arch':<7} {'dtype':<8} {'relu ms':>9} {'ttfs-b1 ms':>11} {'ratio':>7} "
+        f"{'ttfs-alpha1 ms':>15} {'ratio':>7}  {'agree b1/alpha1':>16}  target<={TARGET_RATIO}x"
+    )
+    print(f"\nClosed-form inference time per {n_test} test images (median of repeats)")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ok = "PASS" if all(r.passed(n) for n in NEURONS) else "FAIL"
+        print(
+            f"{r.arch:<7} {r.dtype:<8} {r.relu_ms:9.1f} {r.ttfs_ms['b1']:11.1f} "
+            f"{r.ratio['b1']:6.2f}x {r.ttfs_ms['alpha1']:15.1f} {r.ratio['alpha1']:6.2f}x  "
+            f"{r.agreement['b1']:7.4f}/{r.agreement['alpha1']:<8.4f}  {ok}"
+        )
+    print()
+    for r in rows:
+        for n in NEURONS:
+            print(
+                f"{r.arch} {r.dtype} {n}: ttfs/relu = {r.ratio[n]:.2f}x  {verdict(r.ratio[n])} "
+                f"(target <= {TARGET_RATIO}x); agreement with ReLU = {r.agreement[n]:.4f}; "
+                f"ReLU test accuracy = {r.relu_accuracy:.4f}"
+            )
+
+
+def print_sim_table(rows: list[SimRow]) -> None:
+    if not rows:
+        return
+    head = (
+        f"{'arch':<7} {'neuron':<7} {'samples':>7} {'seconds':>8} {'samples/s':>10} "
+        f"{'max|sim-closed|':>16} {'agree':>7}"
+    )
+    print("\nEvent-driven simulator (float64) vs closed form")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r.arch:<7} {r.neuron:<7} {r.samples:7d} {r.seconds:8.2f} {r.samples_per_s:10.1f} "
+            f"{r.max_abs_diff:16.3e} {r.agreement:7.4f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    allocator = "default allocator" if args.default_malloc else tune_malloc()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    archs = list(ARCHS) if args.arch == "all" else [args.arch]
+    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+
+    print(f"torch {torch.__version__}, threads = {torch.get_num_threads()}, {allocator}")
+    print(
+        f"CPU: {cpu_info()} ({platform.machine()}, {os.cpu_count()} logical CPUs), python "
+        f"{platform.python_version()}; {load_average()}"
+    )
+
+    train_images, train_labels = load_mnist("train", args.data_dir)
+    test_images, test_labels = load_mnist("test", args.data_dir)
+    x_train = to_unit_float(train_images, 255.0, torch.float32)
+    y_train = torch.as_tensor(train_labels)
+    x_test = to_unit_float(test_images, 255.0, torch.float64)
+    y_test = torch.as_tensor(test_labels)
+    calibration = to_unit_float(train_images[: args.calib_samples], 255.0, torch.float64)
+    n_train = min(x_train.shape[0], args.train_steps * TRAIN_BATCH)
+    print(
+        f"MNIST: test {x_test.shape[0]} images, batch {args.batch_size}, repeats {args.repeats}; "
+        f"ReLU trained {args.train_steps} steps on {n_train} images; "
+        f"calibration {calibration.shape[0]} images"
+    )
+
+    timing: list[TimingRow] = []
+    sims: list[SimRow] = []
+    for arch in archs:
+        relu32, train_s = train_relu(arch, x_train, y_train, args.train_steps, args.seed)
+        relu64 = copy.deepcopy(relu32).to(torch.float64).eval()
+        start = time.perf_counter()
+        nets64 = {n: from_relu(relu64, calibration, neuron=n).eval() for n in NEURONS}
+        map_s = time.perf_counter() - start
+        print(f"[{arch}] trained in {train_s:.1f} s, mapped (b1 + alpha1) in {map_s:.2f} s")
+        for dtype_name in dtypes:
+            dtype = DTYPES[dtype_name]
+            relu = relu64 if dtype == torch.float64 else relu32
+            nets = {n: copy.deepcopy(net).to(dtype).eval() for n, net in nets64.items()}
+            row = bench_dtype(
+                arch, dtype_name, relu, nets, x_test, y_test, args.batch_size, args.repeats
+            )
+            timing.append(row)
+            print(
+                f"[{arch}] {dtype_name}: relu {row.relu_ms:.1f} ms, "
+                + ", ".join(f"{n} {row.ttfs_ms[n]:.1f} ms" for n in NEURONS)
+            )
+        if args.sim_samples > 0:
+            for n, net in nets64.items():
+                sims.append(bench_simulator(arch, n, net, x_test[: args.sim_samples]))
+
+    print_timing_table(timing, x_test.shape[0])
+    print_sim_table(sims)
+    noisy = [f"{r.arch}/{r.dtype} ({r.spread():.2f}x)" for r in timing if r.spread() > NOISY_SPREAD]
+    if noisy:
+        print(
+            f"\nWARNING: noisy timings, max/min over repeats > {NOISY_SPREAD} for "
+            f"{', '.join(noisy)}: other processes competing for the CPU (which stalls "
+            "multi-threaded kernels) or page faults of the allocator (--default-malloc); rerun "
+            "on an idle machine, or with --threads 1, before trusting the ratios"
+        )
+    total_s = time.perf_counter() - t0
+    print(f"\ntotal benchmark time: {total_s:.1f} s; {load_average()}")
+
+    if args.json is not None:
+        payload = {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": cpu_info(),
+            "cpu_count": os.cpu_count(),
+            "allocator": allocator,
+            "python": platform.python_version(),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "target_ratio": TARGET_RATIO,
+            "timing": [asdict(r) for r in timing],
+            "simulator": [asdict(r) for r in sims],
+            "total_seconds": total_s,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
