@@ -40,7 +40,7 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_resume_after_interruption_gives_the_same_parameters(tmp_path) -> None:
     x, y = _data()
-    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=3, progress=False)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=3, progress=False, schedule="cosine")
     reference = _model()
     train_classifier(reference, x, y, cfg)
 

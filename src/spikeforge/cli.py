@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from spikeforge.data import DataCorruptError, DataNotFoundError
 
-REPRODUCE_DEFAULT_EPOCHS = {"fc2": 20, "lenet5": 10}
+REPRODUCE_DEFAULT_EPOCHS = {"fc2": 30, "lenet5": 15}
 
 
 def _demo(args: argparse.Namespace) -> int:

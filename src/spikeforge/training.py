@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler
 from tqdm import tqdm
 
 from spikeforge.io import load_torch, save_torch
@@ -22,6 +23,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = True
+    schedule: str = "constant"  # or "cosine": learning rate annealed to 0 over the epochs
 
 
 @dataclass
@@ -37,6 +39,7 @@ def _settings(config: dict) -> dict:
 def _state(
     model: nn.Module,
     opt: torch.optim.Optimizer,
+    sched: LRScheduler,
     gen: torch.Generator,
     cfg: TrainConfig,
     log: TrainLog,
@@ -44,6 +47,7 @@ def _state(
     return {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
         "generator": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
         "losses": list(log.losses),
@@ -73,6 +77,13 @@ def train_classifier(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}")
+    sched: LRScheduler = (
+        CosineAnnealingLR(opt, T_max=cfg.epochs)
+        if cfg.schedule == "cosine"
+        else LambdaLR(opt, lambda epoch: 1.0)
+    )
     log = TrainLog()
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_torch(checkpoint)
@@ -83,6 +94,7 @@ def train_classifier(
             )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         log.losses = list(state["losses"])
@@ -109,10 +121,11 @@ def train_classifier(
             opt.step()
             running += loss.item() * idx.numel()
             bar.update(1)
+        sched.step()
         log.losses.append(running / x.shape[0])
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         if checkpoint is not None:
-            save_torch(checkpoint, _state(model, opt, gen, cfg, log))
+            save_torch(checkpoint, _state(model, opt, sched, gen, cfg, log))
     bar.close()
     model.eval()
     return log
