@@ -81,13 +81,14 @@ def _route_pool(pool: SpikeTimePool, spikes: Tensor, silent: float) -> Tensor:
         if m != 1:
             raise ValueError("max pooling of averaged spikes is not an event operation")
         return pool(spikes[..., 0], silent)[..., None]
-    kh, kw = pool.kernel_size
-    ph, pw = pool.padding
+    kh, kw = pool.spec.kernel_size
+    ph, pw = pool.spec.padding
     grouped = spikes.permute(0, 1, 4, 2, 3).reshape(b, c * m, h, w)
     grouped = F.pad(grouped, (pw, pw, ph, ph), value=silent)
-    cols = F.unfold(grouped, (kh, kw), stride=pool.stride)  # [B, C*M*kh*kw, L]
-    ho = (h + 2 * ph - kh) // pool.stride[0] + 1
-    wo = (w + 2 * pw - kw) // pool.stride[1] + 1
+    stride = pool.spec.stride
+    cols = F.unfold(grouped, (kh, kw), stride=stride)  # [B, C*M*kh*kw, L]
+    ho = (h + 2 * ph - kh) // stride[0] + 1
+    wo = (w + 2 * pw - kw) // stride[1] + 1
     return cols.reshape(b, c, m * kh * kw, ho, wo).permute(0, 1, 3, 4, 2)
 
 

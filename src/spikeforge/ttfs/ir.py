@@ -139,16 +139,8 @@ class Pool:
     def max_or_min(self, x: Tensor, *, of_times: bool) -> Tensor:
         """Max pooling of values (``of_times=False``) or the equivalent pooling of spike times
         (``of_times=True``). ``x``: ``[B, C, H, W]``."""
-        return max_min_pool(
-            x,
-            self.sign,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            of_times=of_times,
-        )
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        return max_min_pool(x, self.sign, *geometry, of_times=of_times)
 
     def avg(self, x: Tensor) -> Tensor:
         """Average pooling with zero padding counted in the divisor. ``x``: ``[B, C, H, W]``."""

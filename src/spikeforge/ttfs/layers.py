@@ -19,68 +19,51 @@ at its ``t_min``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikeforge.ttfs.ir import Affine, Flatten, Pool, max_min_pool
+from spikeforge.ttfs.ir import Affine, Flatten, Pool
 from spikeforge.ttfs.windows import LayerWindow
 
 
 class SpikeTimePool(nn.Module):
-    """Pooling of spike times ``[B, C, H, W] -> [B, C, H', W']``.
+    """Pooling of spike times ``[B, C, H, W] -> [B, C, H', W']`` (``forward``) or of the values
+    they encode (``values``).
 
     ``kind="max"``: per channel, the earliest spike (max of values) where ``sign > 0`` and the
-    latest spike (min of values) where ``sign < 0``. ``kind="avg"``: the average of the times,
-    padding counted as silent spikes at the layer's ``t_max``.
+    latest spike (min of values) where ``sign < 0``. ``kind="avg"``: the average, padding
+    counted as silent spikes (value 0, time ``t_max`` of the layer).
     """
 
     sign: Tensor | None
 
     def __init__(self, pool: Pool) -> None:
         super().__init__()
-        self.kind = pool.kind
-        self.kernel_size = pool.kernel_size
-        self.stride = pool.stride
-        self.padding = pool.padding
-        self.dilation = pool.dilation
-        self.ceil_mode = pool.ceil_mode
+        self.spec = replace(pool, sign=None)  # geometry only; the sign is a buffer
         self.register_buffer("sign", None if pool.sign is None else pool.sign.clone())
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def _pool(self) -> Pool:
+        return replace(self.spec, sign=self.sign)
 
     def forward(self, t: Tensor, silent_time: float) -> Tensor:
         if self.kind == "avg":
-            shifted = F.avg_pool2d(t - silent_time, self.kernel_size, self.stride, self.padding)
-            return shifted + silent_time
-        return max_min_pool(
-            t,
-            self.sign,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            of_times=True,
-        )
+            return self.spec.avg(t - silent_time) + silent_time
+        return self._pool().max_or_min(t, of_times=True)
 
     def values(self, x: Tensor) -> Tensor:
-        """The same pooling on encoded values ``x = t_max - t`` (monotone decreasing in ``t``):
-        max where the time rule is earliest spike, min where it is latest, average with zero
-        (silent) padding."""
-        if self.kind == "avg":
-            return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-        return max_min_pool(
-            x,
-            self.sign,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            of_times=False,
-        )
+        """The same pooling on encoded values ``x = t_max - t``."""
+        return self._pool().apply(x)
 
     def extra_repr(self) -> str:
-        return f"{self.kind}, kernel={self.kernel_size}, stride={self.stride}, pad={self.padding}"
+        p = self.spec
+        return f"{p.kind}, kernel={p.kernel_size}, stride={p.stride}, pad={p.padding}"
 
 
 class SpikeTimeFlatten(nn.Module):
