@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from spikeforge.ttfs.errors import UnsupportedLayerError
-from spikeforge.ttfs.ir import Affine, Flatten, Op, Pool, Relu, ScaleShift, describe, run_chain
+from spikeforge.ttfs.ir import Affine, Flatten, Op, Pool, Relu, ScaleShift, describe
 from spikeforge.ttfs.trace import infer_shapes
 
 WEIGHT_SUM_UPPER = 0.99
@@ -310,6 +310,5 @@ __all__ = [
     "Stage",
     "canonicalize",
     "max_activations",
-    "run_chain",
     "scale_weight_sums",
 ]

@@ -212,12 +212,3 @@ def describe(op: Op) -> str:
     else:
         name = type(op).__name__
     return f"{name} at {op.path}"
-
-
-def run_chain(ops: list[Op], x: Tensor, record: list[Tensor] | None = None) -> Tensor:
-    """Run a chain of operations on values ``[B, *in_shape]``; optionally record ReLU outputs."""
-    for op in ops:
-        x = op.apply(x)
-        if record is not None and isinstance(op, Relu):
-            record.append(x)
-    return x

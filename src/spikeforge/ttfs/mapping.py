@@ -67,9 +67,9 @@ def _alpha1_layers(chain: Chain, windows: Windows) -> list[TTFSLayer]:
         weight_j = a.weight * (alpha / (1.0 - a.fan_in_sum())).reshape(
             (-1,) + (1,) * (a.weight.dim() - 1)
         )
-        sum_j = Synapses(a, weight_j).fan_in_sum().detach()
+        sum_j = a.fan_in_sum(weight_j)
         slope = alpha + sum_j
-        offset = win.width * sum_j - slope * a.bias
+        offset = win.width * sum_j - slope * a.bias  # D_i (spec §2.4)
         theta = alpha * (win.t_max - win.t_min_prev) + offset
         layers.append(Alpha1Layer(stage.pre, Synapses(a, weight_j), alpha, theta, a.path))
     out = chain.stages[-1]
