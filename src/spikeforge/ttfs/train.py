@@ -1,0 +1,47 @@
+"""Training TTFS networks like ReLU networks (P2, spec ``ttfs.md`` §8).
+
+A :class:`~spikeforge.ttfs.network.TTFSNetwork` is an ordinary ``nn.Module``: any optimiser
+and loop trains it through the closed-form spike times. For B1 networks the parameters are the
+(folded) ReLU parameters, so the training trajectory is the ReLU network's as long as the
+windows are kept large enough; :func:`grow_windows` implements P2's rule for that.
+
+Status: building block for issue 3 (window growth); the ready trainer, hardware fine-tuning and
+the reproductions are not built yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from spikeforge.ttfs.network import TTFSNetwork
+
+
+def grow_windows(net: TTFSNetwork, hidden_times: Sequence[Tensor], factor: float = 10.0) -> bool:
+    """P2 window growth after an optimiser step: ``B_n <- max(B_n, factor * x_max)`` where
+    ``x_max = t_max(n) - min_batch t_i`` is the largest activation of hidden layer n in the
+    batch whose spike times ``hidden_times`` (``[B, *shape]`` per layer) were computed with the
+    current windows. Windows only grow, and all boundaries are re-chained at once.
+
+    Only for B1 networks, whose thresholds follow the windows (``theta = B_n - D``); alpha1
+    thresholds are fixed at mapping time. Returns whether any window grew.
+    """
+    if net.neuron != "b1":
+        raise ValueError("window growth keeps the trajectory only for B1 networks")
+    t_max = net.windows.hidden_t_max()
+    if len(hidden_times) != len(t_max):
+        raise ValueError(f"{len(hidden_times)} layers of times for {len(t_max)} hidden layers")
+    with torch.no_grad():
+        largest = torch.stack(
+            [
+                (tm - t.detach().min()).to(net.windows.widths)
+                for t, tm in zip(hidden_times, t_max, strict=True)
+            ]
+        )
+        new = torch.maximum(net.windows.widths, factor * largest)
+        grew = bool((new > net.windows.widths).any())
+        if grew:
+            net.windows.set_widths(new)
+    return grew
