@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +25,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = True
-    schedule: str = "constant"  # or "cosine": learning rate annealed to 0 over the epochs
+    # "constant"; "cosine": annealed to 0 over the epochs; "exponential": P2's
+    # lr * decay_rate ** (step / decay_steps), updated after every optimiser step
+    schedule: str = "constant"
+    decay_steps: int = 5000
+    decay_rate: float = 0.9
 
 
 @dataclass
@@ -61,6 +67,10 @@ def train_classifier(
     y: Tensor,
     cfg: TrainConfig,
     checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    forward: Callable[[nn.Module, Tensor], tuple[Tensor, Any]] | None = None,
+    after_step: Callable[[Any], None] | None = None,
+    desc: str = "training ReLU network",
 ) -> TrainLog:
     """Train ``model`` with Adam and cross-entropy on ``x`` ``[N, ...]`` / ``y`` ``[N]``.
 
@@ -69,6 +79,10 @@ def train_classifier(
     and a run restarted with the same arguments resumes after the last completed epoch, ending
     with the same parameters as an uninterrupted run. Leaves the model in eval mode; a progress
     bar goes to stderr.
+
+    ``forward(model, x_batch) -> (logits, extra)`` replaces ``model(x_batch)``, and
+    ``after_step(extra)`` runs after every optimiser step (e.g. TTFS window growth); state they
+    change must live in the model's ``state_dict`` for exact resume.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} inputs but {y.shape[0]} labels")
@@ -77,13 +91,17 @@ def train_classifier(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}")
-    sched: LRScheduler = (
-        CosineAnnealingLR(opt, T_max=cfg.epochs)
-        if cfg.schedule == "cosine"
-        else LambdaLR(opt, lambda epoch: 1.0)
-    )
+    if cfg.schedule == "cosine":
+        sched: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.epochs)
+    elif cfg.schedule == "exponential":
+        sched = LambdaLR(opt, lambda step: cfg.decay_rate ** (step / cfg.decay_steps))
+    elif cfg.schedule == "constant":
+        sched = LambdaLR(opt, lambda epoch: 1.0)
+    else:
+        raise ValueError(
+            f"schedule must be 'constant', 'cosine' or 'exponential', got {cfg.schedule!r}"
+        )
+    per_step = cfg.schedule == "exponential"
     log = TrainLog()
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_torch(checkpoint)
@@ -105,7 +123,7 @@ def train_classifier(
         initial=len(log.losses) * steps_per_epoch,
         disable=not cfg.progress,
         file=sys.stderr,
-        desc="training ReLU network",
+        desc=desc,
         unit="step",
         leave=False,
     )
@@ -116,12 +134,18 @@ def train_classifier(
         for i in range(0, x.shape[0], cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
+            logits, extra = (model(x[idx]), None) if forward is None else forward(model, x[idx])
+            loss = loss_fn(logits, y[idx])
             loss.backward()
             opt.step()
+            if per_step:
+                sched.step()
+            if after_step is not None:
+                after_step(extra)
             running += loss.item() * idx.numel()
             bar.update(1)
-        sched.step()
+        if not per_step:
+            sched.step()
         log.losses.append(running / x.shape[0])
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         if checkpoint is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 from spikeforge.data import load_digits_split
+from spikeforge.training import TrainConfig
 from spikeforge.ttfs import from_relu
-from spikeforge.ttfs.train import grow_windows
+from spikeforge.ttfs.train import grow_windows, train_b1
 
 STEPS = 100
 
@@ -83,3 +85,42 @@ def test_grow_windows_only_grows_and_rechains() -> None:
     assert grow_windows(snn, out.hidden_times)  # 10x the largest activation > 1.5x
     assert torch.allclose(snn.windows.widths, 10 * before / 1.5)
     assert not grow_windows(snn, snn.run(x).hidden_times, factor=1.0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_train_b1_resumes_exactly_after_an_interruption(tmp_path) -> None:
+    relu, x, y, _ = _setup()
+    x, y = x[:200], y[:200]
+    cfg = TrainConfig(
+        epochs=3, batch_size=32, lr=1e-3, schedule="exponential", decay_steps=5, progress=False
+    )
+    reference = from_relu(relu, x, neuron="b1")
+    train_b1(reference, x, y, cfg)
+
+    net = from_relu(relu, x, neuron="b1")
+    calls = {"n": 0}
+    original = net.run
+
+    def crashing_run(xb):
+        calls["n"] += 1
+        if calls["n"] > 7 + 4:  # 7 steps per epoch: crash inside the second epoch
+            raise Interrupt
+        return original(xb)
+
+    net.run = crashing_run
+    ckpt = tmp_path / "b1.pt"
+    with pytest.raises(Interrupt):
+        train_b1(net, x, y, cfg, checkpoint=ckpt)
+    resumed = from_relu(relu, x, neuron="b1")
+    log = train_b1(resumed, x, y, cfg, checkpoint=ckpt)
+    assert len(log.losses) == 3
+    for (name, a), b in zip(
+        reference.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert bool((reference.windows.widths > from_relu(relu, x).windows.widths).any())
+    with pytest.raises(ValueError, match="B1"):
+        train_b1(from_relu(relu, x, neuron="alpha1"), x, y, cfg)
