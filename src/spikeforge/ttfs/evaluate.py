@@ -61,6 +61,17 @@ def _relu_hidden(net: TTFSNetwork, x: Tensor) -> list[Tensor]:
     return record
 
 
+def _error_vs_relu(
+    net: TTFSNetwork, x: Tensor, hidden_times: list[Tensor], logits: Tensor, reference: Tensor
+) -> float:
+    """Largest ``|x_snn - x_relu|`` over hidden values (``t_max - t`` against the canonical ReLU
+    network's activations on ``x``) and logits (against ``reference``)."""
+    windows = net.windows.layers()
+    values = [w.t_max - t for t, w in zip(hidden_times, windows, strict=False)]
+    hidden = max_abs_difference(values, _relu_hidden(net, x))
+    return max(hidden, max_abs_difference(logits, reference))
+
+
 def evaluate_mapping(
     net: TTFSNetwork,
     x: Tensor,
@@ -81,7 +92,6 @@ def evaluate_mapping(
     """
     n = x.shape[0]
     event_samples = n if event_samples is None else min(event_samples, n)
-    windows = net.windows.layers()
     t_max = net.windows.hidden_t_max()
     logits, violations, err = [], 0, 0.0
     spikes, neurons = [0] * len(t_max), [0] * len(t_max)
@@ -96,9 +106,8 @@ def evaluate_mapping(
                 spikes[k] += s
                 neurons[k] += m
             violations += sum(net.window_violations(out.hidden_times))
-            values = [w.t_max - t for t, w in zip(out.hidden_times, windows, strict=False)]
-            err = max(err, max_abs_difference(values, _relu_hidden(net, xb)))
-            err = max(err, max_abs_difference(out.logits, reference_logits[lo : lo + batch_size]))
+            ref = reference_logits[lo : lo + batch_size]
+            err = max(err, _error_vs_relu(net, xb, out.hidden_times, out.logits, ref))
             if lo < plot_samples:
                 plot_times.append([out.input_times[:plot_samples], *out.hidden_times])
     seconds = time.perf_counter() - start
@@ -135,10 +144,8 @@ def evaluate_mapping(
         sim = simulate(net, xb)
         event_logits.append(sim.logits)
         early += sum(sim.early_spikes)
-        values = [w.t_max - t for t, w in zip(sim.hidden_times, windows, strict=False)]
-        ev_err = max(ev_err, max_abs_difference(values, _relu_hidden(net, xb)))
         ref = reference_logits[lo : lo + xb.shape[0]]
-        ev_err = max(ev_err, max_abs_difference(sim.logits, ref))
+        ev_err = max(ev_err, _error_vs_relu(net, xb, sim.hidden_times, sim.logits, ref))
         ev_closed = max(ev_closed, max_abs_difference(sim.logits, closed[lo : lo + xb.shape[0]]))
         bar.update(xb.shape[0])
     bar.close()
