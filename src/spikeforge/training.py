@@ -61,6 +61,31 @@ def _state(
     }
 
 
+def relu_activity_l1(weight: float) -> Callable[[nn.Module, Tensor], tuple[Tensor, None, Tensor]]:
+    """A ``forward`` hook for :func:`train_classifier` adding ``weight * mean_batch(sum_i x_i)``
+    over the outputs ``x_i`` of every ``nn.ReLU`` module of the model (L1 activity
+    regularisation, as on a B1 TTFS network's hidden activations)."""
+
+    def forward(model: nn.Module, xb: Tensor) -> tuple[Tensor, None, Tensor]:
+        outputs: list[Tensor] = []
+        handles = [
+            m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+            for m in model.modules()
+            if isinstance(m, nn.ReLU)
+        ]
+        try:
+            logits = model(xb)
+        finally:
+            for h in handles:
+                h.remove()
+        if not outputs:
+            raise ValueError("activity regularisation needs nn.ReLU modules in the model")
+        penalty = weight * sum(o.flatten(1).sum(1).mean() for o in outputs)
+        return logits, None, penalty
+
+    return forward
+
+
 def train_classifier(
     model: nn.Module,
     x: Tensor,
@@ -68,7 +93,7 @@ def train_classifier(
     cfg: TrainConfig,
     checkpoint: str | os.PathLike[str] | None = None,
     *,
-    forward: Callable[[nn.Module, Tensor], tuple[Tensor, Any]] | None = None,
+    forward: Callable[[nn.Module, Tensor], tuple[Tensor, Any, Tensor | None]] | None = None,
     after_step: Callable[[Any], None] | None = None,
     desc: str = "training ReLU network",
 ) -> TrainLog:
@@ -80,9 +105,10 @@ def train_classifier(
     with the same parameters as an uninterrupted run. Leaves the model in eval mode; a progress
     bar goes to stderr.
 
-    ``forward(model, x_batch) -> (logits, extra)`` replaces ``model(x_batch)``, and
-    ``after_step(extra)`` runs after every optimiser step (e.g. TTFS window growth); state they
-    change must live in the model's ``state_dict`` for exact resume.
+    ``forward(model, x_batch) -> (logits, extra, penalty)`` replaces ``model(x_batch)``; a
+    ``penalty`` that is not ``None`` is added to the loss (the logged loss is the cross-entropy
+    alone), and ``after_step(extra)`` runs after every optimiser step (e.g. TTFS window
+    growth); state they change must live in the model's ``state_dict`` for exact resume.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} inputs but {y.shape[0]} labels")
@@ -134,9 +160,12 @@ def train_classifier(
         for i in range(0, x.shape[0], cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
-            logits, extra = (model(x[idx]), None) if forward is None else forward(model, x[idx])
+            if forward is None:
+                logits, extra, penalty = model(x[idx]), None, None
+            else:
+                logits, extra, penalty = forward(model, x[idx])
             loss = loss_fn(logits, y[idx])
-            loss.backward()
+            (loss if penalty is None else loss + penalty).backward()
             opt.step()
             if per_step:
                 sched.step()

@@ -149,3 +149,35 @@ def from_relu(
     layers = _alpha1_layers(chain, windows) if neuron == "alpha1" else _b1_layers(chain)
     info = MappingInfo(chain, maxima, zeta, weight_sum_scaled=neuron == "alpha1")
     return TTFSNetwork(layers, windows, input_range, chain.in_shape, bool(chain.post), info)
+
+
+def b1_from_scratch(
+    model: nn.Module,
+    in_shape: tuple[int, ...],
+    x_n: float = 1000.0,
+    zeta: float = 0.5,
+    input_range: tuple[float, float] = (0.0, 1.0),
+) -> TTFSNetwork:
+    """A B1 network to train from scratch, initialised with ``model``'s (folded) parameters.
+
+    Unlike :func:`from_relu` no calibration data is used: every hidden window gets width
+    ``(1 + zeta) * x_n``, P2's default ``X_n = 1000`` (a window of 1500 tau_c per layer) when
+    training from scratch; :func:`spikeforge.ttfs.train.train_b1` grows them as needed. Because
+    the B1 parameters are the ReLU parameters, training the result with the same batches and
+    optimiser as ``model`` reproduces ``model``'s training trajectory (in float64, up to
+    rounding). BatchNorm in ``model`` is folded with its running statistics: a trainable SNN
+    has no batch statistics, so train BatchNorm-free models from scratch.
+    """
+    if not x_n > 0:
+        raise ValueError(f"x_n must be > 0, got {x_n}")
+    if not zeta > -1:
+        raise ValueError(f"zeta must be > -1, got {zeta}")
+    if not input_range[1] > input_range[0]:
+        raise ValueError(f"input_range must have q > p, got {tuple(input_range)}")
+    unit = torch.zeros((1, *in_shape), dtype=torch.float64)
+    chain = canonicalize(trace_chain(model), unit, input_range)
+    windows = Windows([(1.0 + zeta) * x_n] * len(chain.hidden))
+    info = MappingInfo(chain, [x_n] * len(chain.hidden), zeta)
+    return TTFSNetwork(
+        _b1_layers(chain), windows, input_range, chain.in_shape, bool(chain.post), info
+    )

@@ -60,22 +60,38 @@ def train_b1(
     y: Tensor,
     cfg: TrainConfig = P2_DEFAULTS,
     checkpoint: str | os.PathLike[str] | None = None,
-    growth_factor: float = 10.0,
+    growth_factor: float | None = 10.0,
+    activity_l1: float = 0.0,
 ) -> TrainLog:
     """Train a B1 network on inputs ``x`` ``[N, *in_shape]`` (in its input range) and labels
     ``y`` ``[N]`` with cross-entropy on the output potentials, growing the windows after every
-    step (:func:`grow_windows`). Windows are buffers of ``net``, so a checkpoint holds them and
-    an interrupted run resumed from ``checkpoint`` ends with the same parameters and windows.
+    step (:func:`grow_windows`; ``growth_factor=None`` keeps the windows fixed, as for a latency
+    budget with the saturating clamp). Windows are buffers of ``net``, so a checkpoint holds
+    them and an interrupted run resumed from ``checkpoint`` ends with the same parameters and
+    windows.
+
+    ``activity_l1`` adds ``activity_l1 * mean_batch(sum_i x_i)`` over every hidden activation
+    ``x_i = t_max - t_i`` (P1's optional L1 activity regularisation; the same term on the ReLU
+    outputs, :func:`spikeforge.training.relu_activity_l1`, keeps the two trajectories equal).
+    It makes the network sparser: fewer spikes per neuron.
     """
     if net.neuron != "b1":
         raise ValueError("train_b1 trains B1 networks; alpha1 has no trajectory guarantee")
 
-    def forward(model: TTFSNetwork, xb: Tensor) -> tuple[Tensor, TTFSOutput]:
+    def forward(model: TTFSNetwork, xb: Tensor) -> tuple[Tensor, TTFSOutput, Tensor | None]:
         out = model.run(xb)
-        return out.logits, out
+        penalty = None
+        if activity_l1:
+            t_max = model.windows.hidden_t_max()
+            penalty = activity_l1 * sum(
+                (tm - t).flatten(1).sum(1).mean()
+                for t, tm in zip(out.hidden_times, t_max, strict=True)
+            )
+        return out.logits, out, penalty
 
     def after_step(out: TTFSOutput) -> None:
-        grow_windows(net, out.hidden_times, growth_factor)
+        if growth_factor is not None:
+            grow_windows(net, out.hidden_times, growth_factor)
 
     return train_classifier(
         net,
