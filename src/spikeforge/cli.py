@@ -4,6 +4,8 @@ Subcommands:
 
 * ``spikeforge demo``: the main job (sklearn digits, CNN -> TTFS, both neuron models);
 * ``spikeforge reproduce ttfs-mapping --dataset mnist|fashion-mnist --arch fc2|lenet5``;
+* ``spikeforge reproduce ttfs-train --dataset ... --arch fc2|lenet5|vgg-small --mode ...``: B1
+  SNNs trained from scratch beside the same-seed ReLU network, and fine-tuned after mapping;
 * ``spikeforge data verify``: check the MNIST / Fashion-MNIST files and their checksums.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 from spikeforge.data import DataCorruptError, DataNotFoundError
 
-REPRODUCE_DEFAULT_EPOCHS = {"fc2": 30, "lenet5": 15}
+REPRODUCE_DEFAULT_EPOCHS = {"fc2": 30, "lenet5": 15, "vgg-small": 10}
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -59,6 +61,75 @@ def _reproduce_ttfs_mapping(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
+    from spikeforge.training import TrainConfig
+    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.ttfs.reproduce_train import (
+        Recipe,
+        format_train_table,
+        run_finetune,
+        run_scratch,
+        scratch_recipe,
+    )
+
+    dataset = load_dataset(args.dataset, args.data_dir).subset(
+        args.train_samples, args.test_samples
+    )
+    out = args.out or f"reports/ttfs-train-{args.dataset}-{args.arch}"
+    progress = not args.quiet
+    reports = []
+    if args.mode in ("scratch", "both"):
+        changes: dict = {"seed": args.seed, "progress": progress, "batch_size": args.batch_size}
+        changes |= {"lr": args.lr} | ({"epochs": args.epochs} if args.epochs else {})
+        if args.activity_l1 is not None:
+            changes["activity_l1"] = args.activity_l1
+        recipe = scratch_recipe(args.arch, **changes)
+        reports.append(
+            run_scratch(
+                dataset,
+                args.arch,
+                out,
+                recipe,
+                event_samples=args.event_samples,
+                progress=progress,
+            )
+        )
+    if args.mode in ("finetune", "both"):
+        relu = TrainConfig(
+            epochs=args.relu_epochs or REPRODUCE_DEFAULT_EPOCHS[args.arch],
+            batch_size=128,
+            lr=1e-3,
+            seed=args.seed,
+            progress=progress,
+            schedule="cosine",
+        )
+        finetune = Recipe(
+            TrainConfig(
+                epochs=args.finetune_epochs,
+                batch_size=args.batch_size,
+                lr=args.finetune_lr,
+                seed=args.seed,
+                progress=progress,
+                schedule="exponential",
+            ),
+            activity_l1=args.activity_l1 or 0.0,
+        )
+        reports.append(
+            run_finetune(
+                dataset,
+                args.arch,
+                out,
+                relu,
+                finetune,
+                event_samples=args.event_samples,
+                progress=progress,
+            )
+        )
+    print(format_train_table(reports))
+    print(f"reports written to {out}/")
+    return 0
+
+
 def _data_verify(args: argparse.Namespace) -> int:
     from spikeforge.data import load_idx_dataset, resolve_data_dir
 
@@ -69,6 +140,26 @@ def _data_verify(args: argparse.Namespace) -> int:
             images, _ = load_idx_dataset(name, split, root)
             print(f"  {name:14s} {split:5s} {images.shape[0]:6d} images  checksums OK")
     return 0
+
+
+def _add_dataset_args(parser: argparse.ArgumentParser, name: str) -> None:
+    """Options every MNIST / Fashion-MNIST reproduction shares."""
+    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    parser.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/")
+    parser.add_argument(
+        "--out", default=None, help=f"report folder (default reports/{name}-DATASET-ARCH)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--train-samples", type=int, default=None, help="only the first N training images"
+    )
+    parser.add_argument(
+        "--test-samples", type=int, default=None, help="only the first N test images"
+    )
+    parser.add_argument(
+        "--event-samples", type=int, default=None, help="test samples to event-simulate (all)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,43 +179,46 @@ def build_parser() -> argparse.ArgumentParser:
     mapping = experiments.add_parser(
         "ttfs-mapping", help="exact ReLU -> TTFS mapping on MNIST / Fashion-MNIST"
     )
-    mapping.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    _add_dataset_args(mapping, "ttfs-mapping")
     mapping.add_argument("--arch", choices=["fc2", "lenet5"], default="fc2")
     mapping.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder holding mnist/ and fashion-mnist/ (else $SPIKEFORGE_DATA)",
-    )
-    mapping.add_argument(
-        "--out", default=None, help="report folder (default reports/ttfs-mapping-DATASET-ARCH)"
-    )
-    mapping.add_argument(
-        "--epochs", type=int, default=None, help="training epochs (default: fc2 20, lenet5 10)"
+        "--epochs", type=int, default=None, help="training epochs (default: fc2 30, lenet5 15)"
     )
     mapping.add_argument("--batch-size", type=int, default=128)
     mapping.add_argument("--lr", type=float, default=1e-3)
-    mapping.add_argument("--seed", type=int, default=0)
     mapping.add_argument("--zeta", type=float, default=0.5, help="window margin (default 0.5)")
-    mapping.add_argument(
-        "--event-samples",
-        type=int,
-        default=None,
-        help="test samples to event-simulate (default: all)",
-    )
-    mapping.add_argument(
-        "--train-samples",
-        type=int,
-        default=None,
-        help="use only the first N training images (quick runs)",
-    )
-    mapping.add_argument(
-        "--test-samples",
-        type=int,
-        default=None,
-        help="use only the first N test images (quick runs)",
-    )
-    mapping.add_argument("--quiet", action="store_true", help="no progress bars")
     mapping.set_defaults(run=_reproduce_ttfs_mapping)
+
+    train = experiments.add_parser(
+        "ttfs-train", help="B1 TTFS networks trained from scratch and fine-tuned (P2)"
+    )
+    _add_dataset_args(train, "ttfs-train")
+    train.add_argument("--arch", choices=["fc2", "lenet5", "vgg-small"], default="fc2")
+    train.add_argument(
+        "--mode",
+        choices=["scratch", "finetune", "both"],
+        default="both",
+        help="train from scratch beside the same-seed ReLU network, fine-tune a mapped "
+        "network, or both (default)",
+    )
+    train.add_argument(
+        "--epochs", type=int, default=None, help="from-scratch epochs (default fc2 10, else 5)"
+    )
+    train.add_argument("--batch-size", type=int, default=8, help="P2 default 8")
+    train.add_argument("--lr", type=float, default=5e-4, help="from scratch (P2 default 5e-4)")
+    train.add_argument(
+        "--activity-l1",
+        type=float,
+        default=None,
+        help="L1 activity regularisation on hidden activations (default 1e-4 from scratch, "
+        "0 for fine-tuning)",
+    )
+    train.add_argument(
+        "--relu-epochs", type=int, default=None, help="epochs of the ReLU network to fine-tune"
+    )
+    train.add_argument("--finetune-epochs", type=int, default=1)
+    train.add_argument("--finetune-lr", type=float, default=1e-5)
+    train.set_defaults(run=_reproduce_ttfs_train)
 
     data = sub.add_parser("data", help="data set utilities")
     data_sub = data.add_subparsers(dest="action", required=True)

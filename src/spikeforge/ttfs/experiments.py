@@ -74,6 +74,16 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     return Dataset(name, *parts["train"], *parts["test"])
 
 
+def environment() -> dict:
+    """Versions and thread count, recorded in every report."""
+    return {
+        "spikeforge": spikeforge.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _layer_names(net: TTFSNetwork) -> list[str]:
     kinds = {"linear": "dense", "conv": "conv"}
     hidden = [f"{kinds[layer.synapses.kind]} {layer.path}" for layer in net.layers[:-1]]
@@ -176,12 +186,7 @@ def run_mapping_experiment(
         "test_samples": int(x_test.shape[0]),
         "neurons": {},
         "plots": [],
-        "environment": {
-            "spikeforge": spikeforge.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(),
     }
     anchor = PAPER_ANCHORS.get((dataset.name, arch))
     if anchor:
@@ -227,4 +232,4 @@ def run_demo(
     )
 
 
-__all__ = ["Dataset", "load_dataset", "run_demo", "run_mapping_experiment"]
+__all__ = ["Dataset", "environment", "load_dataset", "run_demo", "run_mapping_experiment"]
