@@ -1,0 +1,74 @@
+"""``reproduce ttfs-train`` on small MNIST subsets: the B1 SNN trained from scratch ends where
+the same-seed ReLU network ends, and a fine-tuned SNN is still exactly its ReLU network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spikeforge.data import DataNotFoundError
+from spikeforge.training import TrainConfig
+from spikeforge.ttfs.experiments import load_dataset
+from spikeforge.ttfs.reproduce_train import (
+    Recipe,
+    format_train_table,
+    run_finetune,
+    run_scratch,
+    scratch_recipe,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    try:
+        return load_dataset("mnist").subset(400, 150)
+    except DataNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+
+
+@pytest.mark.parametrize("arch", ["fc2", "lenet5"])
+def test_scratch_snn_follows_the_same_seed_relu_network(mnist_small, tmp_path, arch) -> None:
+    recipe = scratch_recipe(
+        arch, epochs=2, batch_size=16, lr=2e-3, progress=False, activity_l1=1e-3
+    )
+    report = run_scratch(
+        mnist_small, arch, tmp_path, recipe, event_samples=40, progress=False, echo=lambda s: None
+    )
+    snn = report["snn"]
+    assert report["parameter_distance"] < 1e-9
+    assert snn["max_error"] < 1e-9  # hidden activations and logits of the trained networks
+    assert snn["snn_accuracy"] == report["relu"]["accuracy"]
+    assert snn["agreement"] == 1.0
+    assert snn["event_agreement"] == 1.0 and snn["event_max_error"] < 1e-9
+    assert snn["window_violations"] == 0 and snn["early_spikes"] == 0
+    losses = report["relu"]["losses"]
+    assert (
+        losses == report["snn"]["losses"]
+        or max(abs(a - b) for a, b in zip(losses, snn["losses"], strict=True)) < 1e-9
+    )
+    assert losses[1] < losses[0]  # it did learn
+    assert json.loads((tmp_path / "scratch.json").read_text())["arch"] == arch
+    assert "scratch" in format_train_table([report])
+
+
+def test_finetuned_snn_is_still_exactly_a_relu_network(mnist_small, tmp_path) -> None:
+    relu = TrainConfig(epochs=2, batch_size=32, lr=1e-3, progress=False, schedule="cosine")
+    finetune = Recipe(TrainConfig(epochs=1, batch_size=8, lr=1e-4, progress=False))
+    report = run_finetune(
+        mnist_small,
+        "fc2",
+        tmp_path,
+        relu,
+        finetune,
+        event_samples=40,
+        progress=False,
+        echo=lambda s: None,
+    )
+    mapped, tuned = report["mapped"], report["finetuned"]
+    assert mapped["snn_accuracy"] == report["relu_accuracy"]
+    assert mapped["agreement"] == 1.0
+    assert tuned["event_agreement"] == 1.0 and tuned["event_max_error"] < 1e-9
+    assert tuned["max_error"] < 1e-9
+    assert tuned["losses"] and tuned["losses"][0] > 0
+    assert "finetune" in format_train_table([report])
