@@ -112,7 +112,7 @@ def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
                 progress=progress,
                 schedule="exponential",
             ),
-            activity_l1=args.activity_l1 or 0.0,
+            activity_l1=args.finetune_activity_l1,
         )
         reports.append(
             run_finetune(
@@ -210,14 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--activity-l1",
         type=float,
         default=None,
-        help="L1 activity regularisation on hidden activations (default 1e-4 from scratch, "
-        "0 for fine-tuning)",
+        help="L1 activity regularisation on hidden activations, from scratch (default 1e-3)",
     )
     train.add_argument(
         "--relu-epochs", type=int, default=None, help="epochs of the ReLU network to fine-tune"
     )
     train.add_argument("--finetune-epochs", type=int, default=1)
     train.add_argument("--finetune-lr", type=float, default=1e-5)
+    train.add_argument("--finetune-activity-l1", type=float, default=0.0)
     train.set_defaults(run=_reproduce_ttfs_train)
 
     data = sub.add_parser("data", help="data set utilities")
