@@ -215,7 +215,15 @@ def simulate(
 
     ``max_elements`` bounds the size of the ``rows x fan_in x out`` work tensors (about
     ``8 * max_elements`` bytes each in float64).
+
+    The simulator models exact hardware only: a network with ``net.hardware`` set (noise,
+    quantisation, saturating clamp) raises ``ValueError``.
     """
+    if net.hardware is not None:
+        raise ValueError(
+            "the event-driven simulator does not model hardware constraints "
+            f"({net.hardware}); set net.hardware = None to simulate the exact network"
+        )
     with torch.no_grad():
         t = net.encode(x, clip)
         result = SimulationResult(logits=t, input_times=t)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.ttfs.hardware import fake_quantize
 from spikeforge.ttfs.ir import Affine, Flatten, Pool
 from spikeforge.ttfs.windows import LayerWindow
 
@@ -82,7 +83,16 @@ def pre_op_module(op: Pool | Flatten) -> nn.Module:
 
 class Synapses(nn.Module):
     """The weighted connection of a layer: dense (``kind="linear"``, weight ``[O, K]``) or
-    convolutional (``kind="conv"``, weight ``[O, C/groups, kh, kw]``), no bias."""
+    convolutional (``kind="conv"``, weight ``[O, C/groups, kh, kw]``), no bias.
+
+    ``weight_quantization = (w_min, w_max, bits)`` (set by
+    :attr:`~spikeforge.ttfs.network.TTFSNetwork.hardware`; ``None`` by default) makes every
+    method use the fake-quantised weight (:func:`~spikeforge.ttfs.hardware.fake_quantize`) while
+    ``weight`` stays the full-precision parameter an optimiser updates. It is not part of the
+    state dict.
+    """
+
+    weight_quantization: tuple[float, float, int] | None
 
     def __init__(self, affine: Affine, weight: Tensor) -> None:
         super().__init__()
@@ -94,27 +104,43 @@ class Synapses(nn.Module):
         self.in_shape = affine.in_shape
         self.out_shape = affine.out_shape
         self.weight = nn.Parameter(weight.clone())
+        self.weight_quantization = None
+
+    def effective_weight(self) -> Tensor:
+        """The weight the synapses apply: ``weight``, fake-quantised if
+        ``weight_quantization`` is set."""
+        if self.weight_quantization is None:
+            return self.weight
+        return fake_quantize(self.weight, *self.weight_quantization)
 
     def forward(self, x: Tensor) -> Tensor:
         """``sum_j W_ij x_j``: values ``[B, *in_shape]`` (zero padding) -> ``[B, *out_shape]``."""
+        w = self.weight if self.weight_quantization is None else self.effective_weight()
         if self.kind == "linear":
-            return F.linear(x, self.weight)
-        return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+            return F.linear(x, w)
+        return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
 
     def subtract_from(self, c: Tensor, x: Tensor) -> Tensor:
         """``c - sum_j W_ij x_j`` with ``c`` broadcastable to ``[B, *out_shape]`` (fused into one
         matrix product for dense layers)."""
         if self.kind == "linear":
-            return torch.addmm(c.expand(x.shape[0], -1), x, self.weight.t(), alpha=-1)
+            w = self.weight if self.weight_quantization is None else self.effective_weight()
+            return torch.addmm(c.expand(x.shape[0], -1), x, w.t(), alpha=-1)
         return c - self(x)
 
     def fan_in_sum(self) -> Tensor:
-        """Sum of each output neuron's weights: ``[O]`` (linear) or ``[O, 1, 1]`` (conv)."""
-        s = self.weight.flatten(1).sum(dim=1)
+        """Sum of each output neuron's (effective) weights: ``[O]`` (linear) or ``[O, 1, 1]``
+        (conv)."""
+        w = self.weight if self.weight_quantization is None else self.effective_weight()
+        s = w.flatten(1).sum(dim=1)
         return s if self.kind == "linear" else s[:, None, None]
 
     def extra_repr(self) -> str:
-        return f"{self.kind}, in={list(self.in_shape)}, out={list(self.out_shape)}"
+        text = f"{self.kind}, in={list(self.in_shape)}, out={list(self.out_shape)}"
+        if self.weight_quantization is not None:
+            lo, hi, bits = self.weight_quantization
+            text += f", quantised to {bits} bits in [{lo:.4g}, {hi:.4g}]"
+        return text
 
 
 class TTFSLayer(nn.Module):

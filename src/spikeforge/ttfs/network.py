@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from spikeforge.ttfs.errors import InputRangeError
 from spikeforge.ttfs.fold import Chain
+from spikeforge.ttfs.hardware import Hardware, constrain_hidden_times, constrain_input_times
 from spikeforge.ttfs.layers import TTFSLayer, window_violations
 from spikeforge.ttfs.windows import Windows
 
@@ -41,6 +42,10 @@ class TTFSNetwork(nn.Module):
     Inputs are values ``x`` of shape ``[B, *in_shape]`` in ``input_range = (p, q)``, encoded as
     spike times ``t = 1 - (x - p) / (q - p)`` in the input window [0, 1]. Spike times are float64
     by default (``net.to(torch.float32)`` for speed; exactness tests use float64).
+
+    ``hardware`` (:class:`~spikeforge.ttfs.hardware.Hardware`, default ``None``: exact) adds
+    noise, time / weight quantisation and the saturating clamp to :meth:`run`; it is a plain
+    attribute, not part of the state dict, and can be changed at any time.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class TTFSNetwork(nn.Module):
         in_shape: tuple[int, ...],
         flatten_output: bool = False,
         mapping: MappingInfo | None = None,
+        hardware: Hardware | None = None,
     ) -> None:
         super().__init__()
         if len(layers) != windows.num_hidden + 1:
@@ -61,6 +67,22 @@ class TTFSNetwork(nn.Module):
         self.in_shape = tuple(in_shape)
         self.flatten_output = flatten_output
         self.mapping = mapping
+        self._hardware: Hardware | None = None
+        self.hardware = hardware
+
+    @property
+    def hardware(self) -> Hardware | None:
+        """The hardware model :meth:`run` applies (``None``: the exact network)."""
+        return self._hardware
+
+    @hardware.setter
+    def hardware(self, hardware: Hardware | None) -> None:
+        if hardware is not None and not isinstance(hardware, Hardware):
+            raise TypeError(f"hardware must be a Hardware or None, got {type(hardware).__name__}")
+        quantization = None if hardware is None else hardware.weight_quantization
+        for layer in self.layers:
+            layer.synapses.weight_quantization = quantization
+        self._hardware = hardware
 
     @property
     def neuron(self) -> str:
@@ -105,20 +127,43 @@ class TTFSNetwork(nn.Module):
             return 1.0 - x  # bit-identical to the general formula
         return 1.0 - (x - p) / (q - p)
 
-    def run(self, x: Tensor, clip: bool = False) -> TTFSOutput:
-        """Closed-form spike times of every layer and the output potentials."""
+    def run(
+        self, x: Tensor, clip: bool = False, generator: torch.Generator | None = None
+    ) -> TTFSOutput:
+        """Closed-form spike times of every layer and the output potentials.
+
+        Under a hardware model (:attr:`hardware`) each layer n gets, in this order: time
+        quantisation of its input times, its closed form with fake-quantised weights, then for
+        hidden layers the saturating clamp and the noise (:mod:`spikeforge.ttfs.hardware`);
+        ``hidden_times`` are the times after all of them, ``input_times`` the encoded input
+        times before quantisation. Noise draws from ``generator``, or from torch's global RNG
+        when it is ``None`` (``generator`` is unused without noise).
+        """
         t = self.encode(x, clip)
         out = TTFSOutput(logits=t, input_times=t)
-        for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
-            t = layer(t, win)
-            if n < self.windows.num_hidden:
-                out.hidden_times.append(t)
+        hw = self._hardware
+        if hw is None:
+            for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
+                t = layer(t, win)
+                if n < self.windows.num_hidden:
+                    out.hidden_times.append(t)
+        else:
+            for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
+                t = layer(constrain_input_times(t, win, hw), win)
+                if n < self.windows.num_hidden:
+                    t = constrain_hidden_times(t, win, hw, generator)
+                    out.hidden_times.append(t)
         out.logits = t.flatten(1) if self.flatten_output else t
         return out
 
-    def forward(self, x: Tensor, clip: bool = False) -> Tensor:
-        """Logits ``[B, classes]`` (closed form)."""
-        return self.run(x, clip).logits
+    def forward(
+        self, x: Tensor, clip: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Logits ``[B, classes]`` (closed form, under :attr:`hardware` if set)."""
+        return self.run(x, clip, generator).logits
+
+    def extra_repr(self) -> str:
+        return "" if self._hardware is None else f"hardware={self._hardware}"
 
     def window_violations(self, hidden_times: list[Tensor]) -> list[int]:
         """Per hidden layer, the number of spikes before the window opens."""
@@ -127,7 +172,8 @@ class TTFSNetwork(nn.Module):
         ]
 
     def simulate(self, x: Tensor, clip: bool = False, **kwargs: int) -> Tensor:
-        """Logits from the exact event-driven simulator (:mod:`spikeforge.ttfs.events`)."""
+        """Logits from the exact event-driven simulator (:mod:`spikeforge.ttfs.events`), which
+        does not model hardware constraints (it raises if :attr:`hardware` is set)."""
         from spikeforge.ttfs.events import simulate
 
         return simulate(self, x, clip=clip, **kwargs).logits
