@@ -58,6 +58,8 @@ def test_b1_follows_relu_and_alpha1_departs(experiment) -> None:
         assert rep["function_distance"]["alpha1_smart"][0] < 1e-9
         assert smart["rel_l2"][-1] > 1e-2  # then the trajectories separate
         assert rep["function_distance"]["alpha1_smart"][-1] > 1e-2
+        floor = rep["parameter_distance"]["relu_perturbed"]
+        assert 0 < floor["max_abs"][0] < 1e-14 and max(floor["max_abs"]) < 1e-11
         naive = rep["parameter_distance"]["alpha1_naive"]
         assert naive["rel_l2"][0] > 1e-2  # a different function from the start
         check = rep["init"]["effective_check"]["alpha1_smart"]

@@ -7,10 +7,11 @@ on the same batches, in float64, with the same optimiser:
     an MLP ``Flatten -> depth x (Linear(width) + ReLU) -> Linear(classes)`` with Keras'
     ``glorot_uniform`` weights and zero biases (P2's initialiser);
 ``b1``
-    its B1 network (:func:`~spikeforge.ttfs.mapping.b1_from_scratch` of a copy: P2's from-scratch
-    windows ``1.5 * X_n`` with ``X_n = 1000``, or :func:`~spikeforge.ttfs.mapping.from_relu` with
-    ``b1_windows="calibrated"``), windows grown after every step
-    (:func:`~spikeforge.ttfs.train.grow_windows`, P2's rule);
+    its B1 network (by default :func:`~spikeforge.ttfs.mapping.from_relu` of a copy, windows
+    ``1.5 X_n`` calibrated on the training subset; with ``b1_windows="scratch"``
+    :func:`~spikeforge.ttfs.mapping.b1_from_scratch`, P2's from-scratch windows with
+    ``X_n = 1000``), windows grown after every step (:func:`~spikeforge.ttfs.train.grow_windows`,
+    P2's rule);
 ``alpha1_smart``
     P1's alpha1 network mapped from the same initialisation
     (``from_relu(..., neuron="alpha1")``: weight-sum scaling, ``J = W / (1 - sum W)``), equal to
@@ -46,6 +47,13 @@ weight-sum scaling of the initialisation (:func:`weight_sum_factors`: row ``i`` 
 reparametrisation under which the ReLU network and the mapped network coincide at step 0. For the
 naive alpha1 network the factors are 1 (it is a different function from the start). Both
 ``max|a - b|`` and ``||a - b||_2 / ||b||_2`` over all parameters are recorded.
+
+**Noise floor.** B1 equals the ReLU run only up to rounding: spike times are absolute (up to
+``1 + sum_n B_n``, a few hundred after window growth), so every step rounds activations at
+``~1e-13`` (spec risk 2), and training amplifies any difference over the steps. To show the
+scale of that amplification, a fifth network, the ReLU MLP from its initialisation times
+``1 + 1e-15 N(0, 1)``, is trained on the same batches and its distance to the ReLU run recorded
+(``relu_perturbed``).
 """
 
 from __future__ import annotations
@@ -95,13 +103,17 @@ from spikeforge.ttfs.windows import Windows
 
 RUNS = ("relu", "b1", "alpha1_smart", "alpha1_naive")
 SNN_RUNS = RUNS[1:]
+FLOOR = "relu_perturbed"  # the ReLU run from a 1e-15-perturbed init: float64 noise floor
+DISTANCE_RUNS = (*SNN_RUNS, FLOOR)
 RUN_LABELS = {
     "relu": "ReLU",
     "b1": "B1",
     "alpha1_smart": "alpha1 (smart init)",
     "alpha1_naive": "alpha1 (naive init)",
+    FLOOR: "ReLU, init x (1 + 1e-15 N(0,1))",
 }
 RUN_COLORS = {
+    FLOOR: "tab:gray",
     "relu": "black",
     "b1": "tab:blue",
     "alpha1_smart": "tab:red",
@@ -464,6 +476,17 @@ def _batch_order(n: int, steps: int, batch_size: int, generator: torch.Generator
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
+def _distance_summary(param: dict[str, list], func: list) -> dict[str, float | None]:
+    """Final and largest parameter distance and final logit distance of one series."""
+    return {
+        "final_param_max_abs": param["max_abs"][-1],
+        "final_param_rel_l2": param["rel_l2"][-1],
+        "max_param_max_abs": max((v for v in param["max_abs"] if v is not None), default=None),
+        "max_param_rel_l2": max((v for v in param["rel_l2"] if v is not None), default=None),
+        "final_function_rel_l2": func[-1],
+    }
+
+
 def _run_depth(
     data: Dataset,
     depth: int,
@@ -478,6 +501,7 @@ def _run_depth(
     grad_samples: int,
     zeta: float,
     b1_windows: str,
+    floor_perturbation: float | None,
     bar: Any,
 ) -> dict:
     x_train, y_train = data.x_train, data.y_train
@@ -506,6 +530,14 @@ def _run_depth(
         runs["alpha1_naive"] = _Run("alpha1_naive", naive, lr)
     except ValueError as exc:
         report["init"]["alpha1_naive_error"] = str(exc)
+    if floor_perturbation:
+        perturbed = copy.deepcopy(relu)
+        gen = torch.Generator().manual_seed(seed + 2)
+        with torch.no_grad():
+            for p in perturbed.parameters():
+                noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                p.mul_(1.0 + floor_perturbation * noise)
+        runs[FLOOR] = _Run(FLOOR, perturbed, lr)
 
     relu_params = relu_parameters(relu)
     ref_smart = scaled_parameters(relu_params, factors)
@@ -523,8 +555,10 @@ def _run_depth(
         if run.is_snn
     }
 
-    param_dist: dict[str, dict[str, list]] = {n: {"max_abs": [], "rel_l2": []} for n in SNN_RUNS}
-    func_dist: dict[str, list] = {n: [] for n in SNN_RUNS}
+    param_dist: dict[str, dict[str, list]] = {
+        n: {"max_abs": [], "rel_l2": []} for n in DISTANCE_RUNS
+    }
+    func_dist: dict[str, list] = {n: [] for n in DISTANCE_RUNS}
     evals: dict[str, Any] = {
         "steps": [],
         "accuracy": {n: [] for n in RUNS},
@@ -540,15 +574,17 @@ def _run_depth(
             "b1": relu_now,
             "alpha1_smart": scaled_parameters(relu_now, factors),
             "alpha1_naive": relu_now,
+            FLOOR: relu_now,
         }
-        for name in SNN_RUNS:
+        for name in DISTANCE_RUNS:
             run = runs.get(name)
             if run is None or not run.alive:
                 param_dist[name]["max_abs"].append(None)
                 param_dist[name]["rel_l2"].append(None)
                 func_dist[name].append(None)
                 continue
-            max_abs, rel = parameter_distance(effective_parameters(run.model), refs[name])
+            params = effective_parameters(run.model) if run.is_snn else relu_parameters(run.model)
+            max_abs, rel = parameter_distance(params, refs[name])
             with torch.no_grad():
                 logits = run.model(x_probe)
             if not bool(torch.isfinite(logits).all()):
@@ -609,14 +645,8 @@ def _run_depth(
             "divergence": run.divergence if run else report["init"].get("alpha1_naive_error"),
         }
         if name in SNN_RUNS:
-            summary[name] |= {
-                "final_param_max_abs": param_dist[name]["max_abs"][-1],
-                "final_param_rel_l2": param_dist[name]["rel_l2"][-1],
-                "max_param_max_abs": max(
-                    (v for v in param_dist[name]["max_abs"] if v is not None), default=None
-                ),
-                "final_function_rel_l2": func_dist[name][-1],
-            }
+            summary[name] |= _distance_summary(param_dist[name], func_dist[name])
+    summary[FLOOR] = _distance_summary(param_dist[FLOOR], func_dist[FLOOR])
     report |= {
         "seconds": round(time.perf_counter() - start, 2),
         "summary": summary,
@@ -640,7 +670,7 @@ def run_gradient_experiment(
     *,
     depths: Sequence[int] = (2, 4, 8),
     width: int = 128,
-    steps: int = 600,
+    steps: int = 1000,
     batch_size: int = 32,
     lr: float = 5e-4,
     train_samples: int | None = 10_000,
@@ -653,6 +683,7 @@ def run_gradient_experiment(
     zeta: float = 0.5,
     b1_windows: Literal["scratch", "calibrated"] = "calibrated",
     threads: int | None = 1,
+    floor_perturbation: float | None = 1e-15,
 ) -> dict:
     """Train ReLU, B1, alpha1 (smart init) and alpha1 (naive init) MLPs side by side (module
     docstring) for each depth in ``depths`` and write ``out_dir/gradients.json`` and the plots
@@ -681,6 +712,10 @@ def run_gradient_experiment(
             ~1e-13 with ``"calibrated"``.
         threads: torch intra-op threads during the run (restored afterwards); the matrices are
             small, so one thread is fastest on a shared machine. ``None`` leaves the setting.
+        floor_perturbation: also train a copy of the ReLU network whose initial parameters are
+            multiplied by ``1 + floor_perturbation * N(0, 1)`` and record its distance to the
+            ReLU run (``relu_perturbed``): how much the training dynamics amplify a rounding-
+            sized difference, the float64 noise floor for B1's distance. ``None`` or 0: skip.
 
     Returns the report written to ``gradients.json``: ``config``, ``environment``, and per depth
     (key ``str(depth)``) per-step ``loss``, ``parameter_distance`` (``max_abs`` and ``rel_l2``
@@ -721,6 +756,7 @@ def run_gradient_experiment(
         "grad_samples": int(min(grad_samples, data.x_train.shape[0])),
         "zeta": zeta,
         "b1_windows": b1_windows,
+        "floor_perturbation": floor_perturbation,
         "init": "glorot_uniform weights, zero biases",
         "dtype": "float64",
     }
@@ -763,6 +799,7 @@ def run_gradient_experiment(
                 grad_samples=grad_samples,
                 zeta=zeta,
                 b1_windows=b1_windows,
+                floor_perturbation=floor_perturbation,
                 bar=bar,
             )
     finally:
@@ -785,8 +822,10 @@ def run_gradient_experiment(
 
 def format_gradient_tables(results: dict) -> str:
     """Markdown tables from :func:`run_gradient_experiment`'s result (or ``gradients.json``):
-    per depth and run, the final parameter and function distance to the ReLU run, final test
-    accuracy and loss, window violations and divergence; then the per-layer gradient norm ratio
+    per depth and run, the final parameter distance to the ReLU run (and the largest max-abs
+    distance over all steps), the final logit distance, final test accuracy and loss, window
+    violations and divergence (plus the float64 noise-floor row, a ReLU run from a perturbed
+    initialisation, when recorded); then the per-layer gradient norm ratio
     ``||dL/dW_last|| / ||dL/dW_first||`` (output layer over first hidden layer) at
     initialisation and at the end."""
     traj_rows: list[list[object]] = []
@@ -801,6 +840,7 @@ def format_gradient_tables(results: dict) -> str:
                     RUN_LABELS[name],
                     s.get("final_param_rel_l2"),
                     s.get("final_param_max_abs"),
+                    s.get("max_param_max_abs"),
                     s.get("final_function_rel_l2"),
                     s["final_accuracy"] if diverged is None else s["last_accuracy"],
                     s["final_loss"],
@@ -823,12 +863,29 @@ def format_gradient_tables(results: dict) -> str:
                     s["grad_ratio_final"],
                 ]
             )
+        floor = rep["summary"].get(FLOOR)
+        if floor and floor["final_param_rel_l2"] is not None:
+            traj_rows.append(
+                [
+                    depth,
+                    RUN_LABELS[FLOOR],
+                    floor["final_param_rel_l2"],
+                    floor["final_param_max_abs"],
+                    floor["max_param_max_abs"],
+                    floor["final_function_rel_l2"],
+                    None,
+                    None,
+                    None,
+                    "-",
+                ]
+            )
     traj = format_table(
         [
             "depth",
             "run",
             "param dist (rel L2)",
             "param dist (max abs)",
+            "worst step (max abs)",
             "logit dist (rel L2)",
             "test acc",
             "final loss",
@@ -874,15 +931,18 @@ def _write_png(fig: Figure, path: Path) -> Path:
 
 def plot_parameter_distance(results: dict, path: str | os.PathLike[str]) -> Path:
     """Per depth (columns): parameter distance (top; relative L2 solid, max-abs dotted) and
-    logit distance on the probe batch (bottom) of each SNN run to the ReLU run, per step, log
-    y-axis; exact zeros are drawn at 1e-17."""
+    logit distance on the probe batch (bottom) of each SNN run, and of the perturbed-init ReLU
+    run (float64 noise floor, grey), to the ReLU run, per step, log y-axis; exact zeros are drawn
+    at 1e-17."""
     depths = list(results["depths"])
     fig = _figure(len(depths), 2)
     axes = fig.subplots(2, len(depths), squeeze=False)
     for col, depth in enumerate(depths):
         rep = results["depths"][depth]
         top, bottom = axes[0][col], axes[1][col]
-        for name in SNN_RUNS:
+        for name in DISTANCE_RUNS:
+            if name not in rep["parameter_distance"]:
+                continue
             pd = rep["parameter_distance"][name]
             steps = np.arange(len(pd["rel_l2"]))
             color = RUN_COLORS[name]
