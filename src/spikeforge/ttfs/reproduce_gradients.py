@@ -824,8 +824,9 @@ def format_gradient_tables(results: dict) -> str:
     """Markdown tables from :func:`run_gradient_experiment`'s result (or ``gradients.json``):
     per depth and run, the final parameter distance to the ReLU run (and the largest max-abs
     distance over all steps), the final logit distance, final test accuracy and loss, window
-    violations and divergence (plus the float64 noise-floor row, a ReLU run from a perturbed
-    initialisation, when recorded); then the per-layer gradient norm ratio
+    violations (spikes before ``t_min``, summed over the training batches) and divergence
+    (plus the float64 noise-floor row, a ReLU run from a perturbed initialisation, when
+    recorded); then the per-layer gradient norm ratio
     ``||dL/dW_last|| / ||dL/dW_first||`` (output layer over first hidden layer) at
     initialisation and at the end."""
     traj_rows: list[list[object]] = []
@@ -889,7 +890,7 @@ def format_gradient_tables(results: dict) -> str:
             "logit dist (rel L2)",
             "test acc",
             "final loss",
-            "violations",
+            "early spikes (train)",
             "diverged",
         ],
         traj_rows,
