@@ -91,11 +91,18 @@ def _largest_weight(net: TTFSNetwork) -> float:
 
 
 def sweep_plot(
-    points: list[dict], exact_accuracy: float, path: str | Path, *, xlabel: str, title: str = ""
+    points: list[dict],
+    exact_accuracy: float,
+    path: str | Path,
+    *,
+    xlabel: str,
+    title: str = "",
+    control_accuracy: float | None = None,
 ) -> Path:
     """Test accuracy (%) against the sweep value (``point["x"]``) before and after
-    fine-tuning, error bars one std over noise draws, the exact SNN as a dashed line. Written
-    atomically as PNG; returns the path."""
+    fine-tuning, error bars one std over noise draws, the exact SNN as a dashed line (and the
+    exact SNN fine-tuned with the same settings as a dotted one). Written atomically as PNG;
+    returns the path."""
     if not points:
         raise ValueError("no sweep points to plot")
     x = np.array([p["x"] for p in points], dtype=np.float64)
@@ -107,6 +114,10 @@ def sweep_plot(
             std = np.array([100 * p[key]["accuracy_std"] for p in points])
             ax.errorbar(x, mean, yerr=std, marker=marker, capsize=3, label=label)
         ax.axhline(100 * exact_accuracy, color="0.4", linestyle="--", label="exact SNN")
+        if control_accuracy is not None:
+            ax.axhline(
+                100 * control_accuracy, color="0.4", linestyle=":", label="exact SNN fine-tuned"
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)
@@ -246,7 +257,7 @@ def run_hardware_sweeps(
         settings = {
             "hardware": net.hardware.as_dict(),
             "widths": net.windows.widths.tolist(),
-            "finetune": report["finetune"],
+            "finetune": {k: v for k, v in report["finetune"].items() if k != "progress"},
         }
         ckpt = out / _point_tag(kind, value, settings)
         ft_start = time.perf_counter()
@@ -292,6 +303,7 @@ def run_hardware_sweeps(
                 out / filename,
                 xlabel=xlabel,
                 title=f"{dataset.name} FC2 B1: {kind.replace('_', ' ')}",
+                control_accuracy=report["control"]["after"]["accuracy"],
             )
             report["plots"].append(path.name)
     report["seconds"] = round(time.perf_counter() - start, 2)
