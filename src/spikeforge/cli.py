@@ -6,6 +6,8 @@ Subcommands:
 * ``spikeforge reproduce ttfs-mapping --dataset mnist|fashion-mnist --arch fc2|lenet5``;
 * ``spikeforge reproduce ttfs-train --dataset ... --arch fc2|lenet5|vgg-small --mode ...``: B1
   SNNs trained from scratch beside the same-seed ReLU network, and fine-tuned after mapping;
+* ``spikeforge reproduce ttfs-gradients``: ReLU, B1 and alpha1 networks trained side by side;
+* ``spikeforge reproduce ttfs-hardware``: noise, quantisation and latency fine-tuning sweeps;
 * ``spikeforge data verify``: check the MNIST / Fashion-MNIST files and their checksums.
 """
 
@@ -130,6 +132,33 @@ def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_ttfs_gradients(args: argparse.Namespace) -> int:
+    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.ttfs.reproduce_gradients import (
+        format_gradient_tables,
+        run_gradient_experiment,
+    )
+
+    dataset = load_dataset(args.dataset, args.data_dir)
+    out = args.out or f"reports/ttfs-gradients-{args.dataset}"
+    results = run_gradient_experiment(
+        dataset,
+        out,
+        depths=args.depths,
+        width=args.width,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_gradient_tables(results))
+    print(f"report written to {out}/ (gradients.json and plots)")
+    return 0
+
+
 def _data_verify(args: argparse.Namespace) -> int:
     from spikeforge.data import load_idx_dataset, resolve_data_dir
 
@@ -219,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-lr", type=float, default=1e-5)
     train.add_argument("--finetune-activity-l1", type=float, default=0.0)
     train.set_defaults(run=_reproduce_ttfs_train)
+
+    gradients = experiments.add_parser(
+        "ttfs-gradients",
+        help="ReLU, B1 and alpha1 trained side by side: trajectories and gradient norms (P2)",
+    )
+    gradients.add_argument(
+        "--dataset", choices=["mnist", "fashion-mnist", "digits"], default="mnist"
+    )
+    gradients.add_argument("--data-dir", default=None)
+    gradients.add_argument("--out", default=None, help="default reports/ttfs-gradients-DATASET")
+    gradients.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8])
+    gradients.add_argument("--width", type=int, default=128)
+    gradients.add_argument("--steps", type=int, default=1000)
+    gradients.add_argument("--batch-size", type=int, default=32)
+    gradients.add_argument("--lr", type=float, default=5e-4)
+    gradients.add_argument("--train-samples", type=int, default=10_000)
+    gradients.add_argument("--test-samples", type=int, default=2_000)
+    gradients.add_argument("--seed", type=int, default=0)
+    gradients.add_argument("--quiet", action="store_true", help="no progress bars")
+    gradients.set_defaults(run=_reproduce_ttfs_gradients)
 
     data = sub.add_parser("data", help="data set utilities")
     data_sub = data.add_subparsers(dest="action", required=True)
