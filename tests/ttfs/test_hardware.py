@@ -456,3 +456,30 @@ def test_hardware_sweeps_on_a_small_mnist_subset(tmp_path) -> None:
     for kind in saved["sweeps"]:
         a, b = saved["sweeps"][kind][0], again["sweeps"][kind][0]
         assert a["after"]["accuracies"] == b["after"]["accuracies"]
+
+
+@pytest.mark.parametrize("neuron", ["b1", "alpha1"])
+def test_weight_and_time_quantisation_in_conv_layers(neuron) -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(4, 6, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 5),
+    ).double()
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    net = from_relu(model, x, neuron=neuron)
+    top = max(float(layer.synapses.weight.abs().max()) for layer in net.layers)
+    hw = Hardware(weight_bits=4, weight_range=(-0.7 * top, 0.7 * top), time_bits=3)
+    manual = copy.deepcopy(net)
+    with torch.no_grad():
+        for layer in manual.layers:
+            layer.synapses.weight.copy_(fake_quantize(layer.synapses.weight, *hw.weight_range, 4))
+    manual.hardware = Hardware(time_bits=3)
+    net.hardware = hw
+    with torch.no_grad():
+        assert float((net(x) - manual(x)).abs().max()) < 1e-9
+        assert not torch.equal(net(x), from_relu(model, x, neuron=neuron)(x))
