@@ -159,6 +159,36 @@ def _reproduce_ttfs_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_ttfs_hardware(args: argparse.Namespace) -> int:
+    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.ttfs.reproduce_hardware import format_hardware_tables, run_hardware_sweeps
+
+    dataset = load_dataset(args.dataset, args.data_dir).subset(None, args.test_samples)
+    out = args.out or f"reports/ttfs-hardware-{args.dataset}-fc2"
+    sweeps = {
+        "noise_levels": args.noise,
+        "time_bits": args.time_bits,
+        "weight_bits": args.weight_bits,
+        "quantiles": args.quantiles,
+    }
+    results = run_hardware_sweeps(
+        dataset,
+        out,
+        relu_epochs=args.relu_epochs,
+        finetune_epochs=args.finetune_epochs,
+        finetune_samples=args.finetune_samples,
+        weight_range=None if args.weight_range is None else tuple(args.weight_range),
+        seed=args.seed,
+        repeats=args.repeats,
+        finetune_lr=args.finetune_lr,
+        progress=not args.quiet,
+        **{k: v for k, v in sweeps.items() if v is not None},
+    )
+    print(format_hardware_tables(results))
+    print(f"report written to {out}/ (hardware.json and plots)")
+    return 0
+
+
 def _data_verify(args: argparse.Namespace) -> int:
     from spikeforge.data import load_idx_dataset, resolve_data_dir
 
@@ -268,6 +298,46 @@ def build_parser() -> argparse.ArgumentParser:
     gradients.add_argument("--seed", type=int, default=0)
     gradients.add_argument("--quiet", action="store_true", help="no progress bars")
     gradients.set_defaults(run=_reproduce_ttfs_gradients)
+
+    hardware = experiments.add_parser(
+        "ttfs-hardware",
+        help="MNIST FC2 B1 SNN fine-tuned for spike-time noise, few-bit times / weights and "
+        "low latency, against the un-fine-tuned network",
+    )
+    hardware.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    hardware.add_argument("--data-dir", default=None)
+    hardware.add_argument("--out", default=None, help="default reports/ttfs-hardware-DATASET-fc2")
+    hardware.add_argument("--test-samples", type=int, default=None)
+    hardware.add_argument("--relu-epochs", type=int, default=10)
+    hardware.add_argument("--finetune-epochs", type=int, default=1)
+    hardware.add_argument("--finetune-samples", type=int, default=40000)
+    hardware.add_argument("--finetune-lr", type=float, default=1e-4)
+    hardware.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        help="spike-time noise std, units of tau_c (default 1 2 4)",
+    )
+    hardware.add_argument("--time-bits", type=int, nargs="+", help="default 1 2 3")
+    hardware.add_argument("--weight-bits", type=int, nargs="+", help="default 1 2 3")
+    hardware.add_argument(
+        "--weight-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("W_MIN", "W_MAX"),
+        help="weight quantiser range (default: symmetric at the largest |w|)",
+    )
+    hardware.add_argument(
+        "--quantiles",
+        type=float,
+        nargs="+",
+        help="activation quantiles that set the latency-budget windows (default 0.9 0.7 0.5)",
+    )
+    hardware.add_argument("--repeats", type=int, default=5, help="noise draws per evaluation")
+    hardware.add_argument("--seed", type=int, default=0)
+    hardware.add_argument("--quiet", action="store_true", help="no progress bars")
+    hardware.set_defaults(run=_reproduce_ttfs_hardware)
 
     data = sub.add_parser("data", help="data set utilities")
     data_sub = data.add_subparsers(dest="action", required=True)

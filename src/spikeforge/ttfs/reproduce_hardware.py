@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -40,13 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import spikeforge
 from spikeforge.io import write_json
 from spikeforge.metrics import accuracy, predictions_in_batches
 from spikeforge.models import fc2
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
-from spikeforge.ttfs.experiments import Dataset
+from spikeforge.ttfs.experiments import Dataset, environment
 from spikeforge.ttfs.hardware import (
     Hardware,
     evaluate_hardware,
@@ -57,10 +55,13 @@ from spikeforge.ttfs.mapping import from_relu
 from spikeforge.ttfs.network import TTFSNetwork
 from spikeforge.viz import _new_figure, _write_png
 
-DEFAULT_NOISE_LEVELS = (0.5, 1.0, 2.0, 4.0)
-DEFAULT_TIME_BITS = (1, 2, 3, 4)
-DEFAULT_WEIGHT_BITS = (1, 2, 3, 4)
-DEFAULT_QUANTILES = (0.99, 0.9, 0.7, 0.5)
+# Budgets that cost the exact network accuracy. Milder ones (noise 0.5, 4 bits, the 0.99
+# quantile) cost under 0.1 point on MNIST FC2: there is nothing for fine-tuning to recover, and
+# its own noise (about -0.05 points for the exact network fine-tuned the same way) dominates.
+DEFAULT_NOISE_LEVELS = (1.0, 2.0, 4.0)
+DEFAULT_TIME_BITS = (1, 2, 3)
+DEFAULT_WEIGHT_BITS = (1, 2, 3)
+DEFAULT_QUANTILES = (0.9, 0.7, 0.5)
 
 KINDS = {
     # kind: (x-axis label, table column, plot file)
@@ -75,15 +76,6 @@ def _point_tag(kind: str, value: float, settings: dict) -> str:
     """Checkpoint name of one sweep point; the hash covers every setting that changes it."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     return f"finetune_{kind}_{value:g}_{digest}.pt"
-
-
-def _environment() -> dict:
-    return {
-        "spikeforge": spikeforge.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-    }
 
 
 def _largest_weight(net: TTFSNetwork) -> float:
@@ -234,7 +226,7 @@ def run_hardware_sweeps(
         ),
         "sweeps": {kind: [] for kind in KINDS},
         "plots": [],
-        "environment": _environment(),
+        "environment": environment(),
     }
     points: list[tuple[str, float, Hardware | None]] = [
         ("control", 0.0, Hardware()),
