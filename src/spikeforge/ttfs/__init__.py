@@ -1,17 +1,29 @@
 """Time-to-first-spike (TTFS) networks after Stanojevic et al.
 
 * :func:`from_relu` maps a trained ReLU network to an exactly equivalent TTFS network
-  (neuron models ``"b1"`` and ``"alpha1"``);
+  (neuron models ``"b1"`` and ``"alpha1"``); :func:`b1_from_scratch` builds a B1 network to
+  train from scratch;
 * :class:`TTFSNetwork` computes closed-form spike times (``forward`` / ``run``) and runs the
-  independent event-driven simulator (``simulate``, :mod:`spikeforge.ttfs.events`).
+  independent event-driven simulator (``simulate``, :mod:`spikeforge.ttfs.events`);
+* :func:`train_b1` trains B1 networks with P2's recipe (their trajectory is the ReLU network's);
+* :class:`Hardware` (noise, time / weight quantisation, saturating clamp) with
+  :func:`quantile_windows`, :func:`evaluate_hardware` and :func:`finetune_hardware`.
 """
 
 from spikeforge.ttfs.errors import InputRangeError, UnsupportedLayerError
-from spikeforge.ttfs.mapping import from_relu
+from spikeforge.ttfs.hardware import (
+    Hardware,
+    evaluate_hardware,
+    finetune_hardware,
+    quantile_windows,
+)
+from spikeforge.ttfs.mapping import b1_from_scratch, from_relu
 from spikeforge.ttfs.network import MappingInfo, TTFSNetwork, TTFSOutput
+from spikeforge.ttfs.train import grow_windows, train_b1
 from spikeforge.ttfs.windows import LayerWindow, Windows
 
 __all__ = [
+    "Hardware",
     "InputRangeError",
     "LayerWindow",
     "MappingInfo",
@@ -19,5 +31,11 @@ __all__ = [
     "TTFSOutput",
     "UnsupportedLayerError",
     "Windows",
+    "b1_from_scratch",
+    "evaluate_hardware",
+    "finetune_hardware",
     "from_relu",
+    "grow_windows",
+    "quantile_windows",
+    "train_b1",
 ]

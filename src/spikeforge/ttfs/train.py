@@ -6,10 +6,11 @@ and loop trains it through the closed-form spike times. For B1 networks the para
 windows are kept large enough; :func:`grow_windows` implements P2's rule for that.
 
 :func:`train_b1` is the ready trainer with the paper's defaults (Adam with exponential decay,
-window growth after every step) and exactly resumable checkpoints.
-
-Status: groundwork for issue 3; training from scratch with X_n = 1000, hardware fine-tuning
-(noise, quantisation, latency) and the reproductions are not built yet.
+window growth after every step) and exactly resumable checkpoints; it trains networks mapped by
+:func:`~spikeforge.ttfs.mapping.from_relu` (fine-tuning) or built by
+:func:`~spikeforge.ttfs.mapping.b1_from_scratch` (P2's ``X_n = 1000`` windows). Fine-tuning under
+noise, quantisation and latency budgets is :func:`spikeforge.ttfs.hardware.finetune_hardware`;
+the experiments are ``spikeforge reproduce ttfs-train | ttfs-gradients | ttfs-hardware``.
 """
 
 from __future__ import annotations
