@@ -63,3 +63,34 @@ def test_missing_data_gives_a_clear_error(tmp_path, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "SPIKEFORGE_DATA" in err
+
+
+def test_reproduce_ttfs_train_and_gradients_end_to_end(tmp_path, capsys) -> None:
+    try:
+        resolve_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    out = tmp_path / "train"
+    args = ["reproduce", "ttfs-train", "--arch", "fc2", "--mode", "both", "--epochs", "1"]
+    args += ["--relu-epochs", "1", "--train-samples", "256", "--test-samples", "64"]
+    args += ["--event-samples", "16", "--batch-size", "32", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "finetune" in capsys.readouterr().out
+    scratch = json.loads((out / "scratch.json").read_text())
+    assert scratch["snn"]["snn_accuracy"] == scratch["relu"]["accuracy"]
+    assert json.loads((out / "finetune.json").read_text())["finetuned"]["event_agreement"] == 1.0
+    grads = tmp_path / "gradients"
+    args = ["reproduce", "ttfs-gradients", "--dataset", "digits", "--depths", "2", "--width", "16"]
+    args += ["--steps", "10", "--train-samples", "200", "--test-samples", "50"]
+    assert main([*args, "--out", str(grads), "--quiet"]) == 0
+    assert "alpha1" in capsys.readouterr().out
+    assert (grads / "gradients.json").exists()
+
+
+def test_ttfs_hardware_rejects_a_bad_bit_width(tmp_path, capsys) -> None:
+    try:
+        resolve_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    with pytest.raises(ValueError, match="bits"):
+        main(["reproduce", "ttfs-hardware", "--time-bits", "0", "--out", str(tmp_path), "--quiet"])

@@ -164,7 +164,18 @@ def run_hardware_sweeps(
         repeats: noise draws per evaluation (1 is used for constraints without noise).
         progress: progress bars on stderr.
         echo: receives one line of text per sweep point and the final tables.
+
+    Raises:
+        ValueError: a sweep value no hardware model accepts (checked before any training).
     """
+    for s in noise_levels:
+        Hardware(noise_std=float(s))
+    for b in (*time_bits, *weight_bits):
+        Hardware(time_bits=int(b), weight_bits=int(b))
+    if weight_range is not None:
+        Hardware(weight_bits=1, weight_range=weight_range)
+    if not all(0.0 < q <= 1.0 for q in quantiles):
+        raise ValueError(f"latency quantiles must lie in (0, 1], got {list(quantiles)}")
     out = Path(out_dir)
     start = time.perf_counter()
     x_train = dataset.x_train.double()
