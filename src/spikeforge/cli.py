@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantiles",
         type=float,
         nargs="+",
-        help="activation quantiles that set the latency-budget windows (default 0.9 0.7 0.5)",
+        help="activation quantiles that set the latency-budget windows (default 0.7 0.5 0.3)",
     )
     hardware.add_argument("--repeats", type=int, default=5, help="noise draws per evaluation")
     hardware.add_argument("--seed", type=int, default=0)
