@@ -66,6 +66,7 @@ def _reproduce_ttfs_mapping(args: argparse.Namespace) -> int:
 def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
     from spikeforge.training import TrainConfig
     from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.ttfs.hardware import Hardware
     from spikeforge.ttfs.reproduce_train import (
         Recipe,
         format_train_table,
@@ -116,6 +117,14 @@ def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
             ),
             activity_l1=args.finetune_activity_l1,
         )
+        hardware = None
+        if args.noise or args.time_bits or args.weight_bits:
+            hardware = Hardware(
+                noise_std=args.noise or 0.0,
+                time_bits=args.time_bits,
+                weight_bits=args.weight_bits,
+                weight_range=tuple(args.weight_range),
+            )
         reports.append(
             run_finetune(
                 dataset,
@@ -123,6 +132,9 @@ def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
                 out,
                 relu,
                 finetune,
+                hardware=hardware,
+                latency_quantile=args.latency_quantile,
+                repeats=args.repeats,
                 event_samples=args.event_samples,
                 progress=progress,
             )
@@ -277,6 +289,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--finetune-epochs", type=int, default=1)
     train.add_argument("--finetune-lr", type=float, default=1e-5)
     train.add_argument("--finetune-activity-l1", type=float, default=0.0)
+    hw = train.add_argument_group(
+        "hardware fine-tuning (finetune mode: the mapped network is fine-tuned and evaluated "
+        "under these constraints; see spikeforge.ttfs.hardware)"
+    )
+    hw.add_argument("--noise", type=float, default=None, help="spike-time noise std (tau_c)")
+    hw.add_argument("--time-bits", type=int, default=None, help="input spike-time bits")
+    hw.add_argument("--weight-bits", type=int, default=None, help="weight bits")
+    hw.add_argument(
+        "--weight-range",
+        type=float,
+        nargs=2,
+        default=[-1.0, 1.0],
+        metavar=("W_MIN", "W_MAX"),
+        help="weight quantiser range (default P2's -1 1)",
+    )
+    hw.add_argument(
+        "--latency-quantile",
+        type=float,
+        default=None,
+        help="windows from this activation quantile, with the saturating clamp",
+    )
+    hw.add_argument("--repeats", type=int, default=5, help="noise draws per evaluation")
     train.set_defaults(run=_reproduce_ttfs_train)
 
     gradients = experiments.add_parser(

@@ -10,6 +10,7 @@ import pytest
 from spikeforge.data import DataNotFoundError
 from spikeforge.training import TrainConfig
 from spikeforge.ttfs.experiments import load_dataset
+from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.reproduce_train import (
     Recipe,
     format_train_table,
@@ -72,3 +73,26 @@ def test_finetuned_snn_is_still_exactly_a_relu_network(mnist_small, tmp_path) ->
     assert tuned["max_error"] < 1e-9
     assert tuned["losses"] and tuned["losses"][0] > 0
     assert "finetune" in format_train_table([report])
+
+
+def test_finetune_under_a_hardware_model(mnist_small, tmp_path) -> None:
+    relu = TrainConfig(epochs=2, batch_size=32, lr=1e-3, progress=False, schedule="cosine")
+    finetune = Recipe(TrainConfig(epochs=1, batch_size=16, lr=1e-4, progress=False))
+    report = run_finetune(
+        mnist_small,
+        "fc2",
+        tmp_path,
+        relu,
+        finetune,
+        hardware=Hardware(noise_std=0.5, time_bits=3),
+        latency_quantile=0.9,
+        repeats=2,
+        echo=lambda s: None,
+    )
+    assert report["mode"] == "finetune-hardware"
+    assert report["hardware"]["saturate"] and report["hardware"]["time_bits"] == 3
+    assert report["latency_factor"] > 1.0
+    assert report["after"]["latency"] == report["before"]["latency"]  # budget kept
+    assert len(report["before"]["accuracies"]) == 2 and report["after"]["losses"]
+    assert json.loads((tmp_path / "finetune-hardware.json").read_text())["mode"] == report["mode"]
+    assert "noise 0.5, 3-bit times, quantile 0.9" in format_train_table([report])

@@ -17,6 +17,8 @@ Two modes, each written to its own report folder with resumable checkpoints:
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -33,6 +35,12 @@ from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
 from spikeforge.ttfs.evaluate import evaluate_mapping
 from spikeforge.ttfs.experiments import Dataset, environment
 from spikeforge.ttfs.fold import Chain, canonicalize
+from spikeforge.ttfs.hardware import (
+    Hardware,
+    evaluate_hardware,
+    finetune_hardware,
+    quantile_windows,
+)
 from spikeforge.ttfs.mapping import b1_from_scratch, from_relu
 from spikeforge.ttfs.network import MappingInfo, TTFSNetwork
 from spikeforge.ttfs.trace import trace_chain
@@ -175,12 +183,23 @@ def run_finetune(
     relu_recipe: TrainConfig,
     finetune: Recipe,
     *,
+    hardware: Hardware | None = None,
+    latency_quantile: float | None = None,
+    repeats: int = 5,
     event_samples: int | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Train the ReLU ``arch`` (with BatchNorm where it has it), map it exactly to B1 and
-    fine-tune the SNN. Writes ``out_dir/finetune.json``; resumable."""
+    fine-tune the SNN. Writes ``out_dir/finetune.json``; resumable.
+
+    With ``hardware`` (noise, time / weight quantisation) and / or ``latency_quantile`` (windows
+    from that activation quantile with ``zeta = 0`` and the saturating clamp,
+    :func:`~spikeforge.ttfs.hardware.quantile_windows`), the mapped network is put under that
+    hardware model and fine-tuned under it (:func:`~spikeforge.ttfs.hardware.finetune_hardware`);
+    the report (``finetune-hardware.json``) gives the test accuracy under the model before and
+    after, mean and std over ``repeats`` seeded noise draws. The event simulator models the
+    exact network only, so this mode has no event simulation."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     out = Path(out_dir)
@@ -198,6 +217,23 @@ def run_finetune(
     ]
     snn = from_relu(model64, calibration, neuron="b1")
     mapped = evaluate_mapping(snn, x_test, dataset.y_test, relu_logits, event_samples=0)
+    report = {
+        "mode": "finetune",
+        "dataset": dataset.name,
+        "arch": arch,
+        "relu_train": asdict(relu_recipe),
+        "recipe": asdict(finetune),
+        "relu_accuracy": accuracy(relu_logits, dataset.y_test),
+        "mapped": mapped.as_dict(),
+        "paper_anchor": PAPER_ANCHORS.get(dataset.name),
+        "environment": environment(),
+    }
+    if hardware is not None or latency_quantile is not None:
+        report |= _finetune_under_hardware(
+            snn, dataset, out, finetune, hardware, latency_quantile, repeats, echo
+        )
+        write_json(out / "finetune-hardware.json", report)
+        return report
     echo(f"fine-tuning the B1 SNN ({finetune.train.epochs} epochs, lr {finetune.train.lr}) ...")
     start = time.perf_counter()
     log = train_b1(
@@ -216,20 +252,51 @@ def run_finetune(
     tuned = evaluate_mapping(
         snn, x_test, dataset.y_test, own_relu, event_samples=event_samples, progress=progress
     )
-    report = {
-        "mode": "finetune",
-        "dataset": dataset.name,
-        "arch": arch,
-        "relu_train": asdict(relu_recipe),
-        "recipe": asdict(finetune),
-        "relu_accuracy": accuracy(relu_logits, dataset.y_test),
-        "mapped": mapped.as_dict(),
-        "finetuned": tuned.as_dict() | {"losses": log.losses, "seconds": round(seconds, 1)},
-        "paper_anchor": PAPER_ANCHORS.get(dataset.name),
-        "environment": environment(),
-    }
+    report["finetuned"] = tuned.as_dict() | {"losses": log.losses, "seconds": round(seconds, 1)}
     write_json(out / "finetune.json", report)
     return report
+
+
+def _finetune_under_hardware(
+    snn: TTFSNetwork,
+    dataset: Dataset,
+    out: Path,
+    finetune: Recipe,
+    hardware: Hardware | None,
+    latency_quantile: float | None,
+    repeats: int,
+    echo: Callable[[str], None],
+) -> dict:
+    """Put the mapped ``snn`` under the hardware model, evaluate, fine-tune, evaluate."""
+    x_train = dataset.x_train.double()
+    x_test, y_test = dataset.x_test.double(), dataset.y_test
+    exact_latency = snn.latency
+    snn.hardware = hardware
+    if latency_quantile is not None:
+        quantile_windows(snn, x_train, latency_quantile, zeta=0.0)
+    settings = snn.hardware.as_dict() | {"latency_quantile": latency_quantile}
+    seed = finetune.train.seed
+    before = evaluate_hardware(snn, x_test, y_test, repeats, seed)
+    echo(f"fine-tuning the B1 SNN under {snn.hardware} (mapped: {before.accuracy:.4f}) ...")
+    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    start = time.perf_counter()
+    log = finetune_hardware(
+        snn,
+        x_train,
+        dataset.y_train,
+        finetune.train,
+        out / f"snn_finetune_hardware_{tag}.pt",
+        activity_l1=finetune.activity_l1,
+    )
+    seconds = time.perf_counter() - start
+    after = evaluate_hardware(snn, x_test, y_test, repeats, seed)
+    return {
+        "mode": "finetune-hardware",
+        "hardware": settings,
+        "latency_factor": exact_latency / snn.latency,
+        "before": before.as_dict(),
+        "after": after.as_dict() | {"losses": log.losses, "seconds": round(seconds, 1)},
+    }
 
 
 TABLE_HEADERS = [
@@ -251,6 +318,31 @@ def table_rows(reports: list[dict]) -> list[list[object]]:
     """One row per report of :func:`run_scratch` / :func:`run_finetune`."""
     rows = []
     for r in reports:
+        if r["mode"] == "finetune-hardware":
+            b, a = r["before"], r["after"]
+            hw = r["hardware"]
+            parts = [
+                f"noise {hw['noise_std']:g}" if hw["noise_std"] else "",
+                f"{hw['time_bits']}-bit times" if hw["time_bits"] else "",
+                f"{hw['weight_bits']}-bit weights" if hw["weight_bits"] else "",
+                f"quantile {hw['latency_quantile']:g}" if hw["latency_quantile"] else "",
+            ]
+            rows.append(
+                [
+                    r["dataset"],
+                    r["arch"],
+                    f"finetune, {', '.join(p for p in parts if p)} (mapped {b['accuracy']:.4f})",
+                    r["relu_accuracy"],
+                    a["accuracy"],
+                    None,
+                    None,
+                    None,
+                    a["spikes_per_neuron"],
+                    "",
+                    a["latency"],
+                ]
+            )
+            continue
         if r["mode"] == "scratch":
             ev, relu_acc, mode = r["snn"], r["relu"]["accuracy"], "scratch"
         else:
