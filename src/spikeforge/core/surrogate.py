@@ -68,10 +68,8 @@ class _SpikeFunction(torch.autograd.Function):
         ctx.save_for_backward(x)
         ctx.alpha = float(alpha)
 
-    @classmethod
-    def backward(cls, ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad_output * cls.grad(x, ctx.alpha), None, None
+    # Each subclass defines its own static ``backward`` (a classmethod backward does not inline
+    # under torch.compile / dynamo).
 
 
 class ATanSpike(_SpikeFunction):
@@ -80,6 +78,11 @@ class ATanSpike(_SpikeFunction):
     @staticmethod
     def grad(x: Tensor, alpha: float) -> Tensor:
         return (alpha / 2) / (1 + (math.pi / 2 * alpha * x) ** 2)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output * ATanSpike.grad(x, ctx.alpha), None, None
 
 
 class SigmoidSpike(_SpikeFunction):
@@ -90,6 +93,11 @@ class SigmoidSpike(_SpikeFunction):
         s = torch.sigmoid(alpha * x)
         return alpha * s * (1 - s)
 
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output * SigmoidSpike.grad(x, ctx.alpha), None, None
+
 
 class FastSigmoidSpike(_SpikeFunction):
     """SuperSpike / fast-sigmoid surrogate: ``g'(x) = 1 / (1 + α|x|)²``; α is a sharpness."""
@@ -97,6 +105,11 @@ class FastSigmoidSpike(_SpikeFunction):
     @staticmethod
     def grad(x: Tensor, alpha: float) -> Tensor:
         return 1 / (1 + alpha * x.abs()) ** 2
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output * FastSigmoidSpike.grad(x, ctx.alpha), None, None
 
 
 class TriangleSpike(_SpikeFunction):
@@ -106,6 +119,11 @@ class TriangleSpike(_SpikeFunction):
     def grad(x: Tensor, alpha: float) -> Tensor:
         return (alpha - x.abs()).clamp_min(0) / alpha**2
 
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output * TriangleSpike.grad(x, ctx.alpha), None, None
+
 
 class RectangleSpike(_SpikeFunction):
     """Rectangular (straight-through box) surrogate: ``g'(x) = 1[|x| < α/2] / α``; α = width."""
@@ -113,6 +131,11 @@ class RectangleSpike(_SpikeFunction):
     @staticmethod
     def grad(x: Tensor, alpha: float) -> Tensor:
         return (x.abs() < alpha / 2).to(x.dtype) / alpha
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output * RectangleSpike.grad(x, ctx.alpha), None, None
 
 
 #: name -> (autograd function, default alpha). Read-only configuration, not a registry to mutate.

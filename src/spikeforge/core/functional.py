@@ -1,0 +1,211 @@
+"""Pure multi-step IF and LIF neurons: the plain-torch reference path.
+
+Layout: inputs ``x_seq`` are time-first ``[T, B, ...]`` (``...`` = the neuron shape, e.g. ``[N]``
+or ``[C, H, W]``); the returned spikes have the same shape and dtype, the returned final membrane
+potential is ``[B, ...]``. Every function returns ``(spikes, v_final)``.
+
+Notation (spec §1): ``H[t]`` potential after charging, ``S[t] = Θ(H[t] − ϑ)`` the spike,
+``V[t]`` potential after reset, ``V[0] = v0`` the initial potential (0, or a learnable initial
+membrane potential broadcast over the batch).
+
+Charging:
+
+* IF: ``H[t] = V[t−1] + X[t]``.
+* LIF, ``decay_input=True`` (SpikingJelly form): ``H[t] = V[t−1] + (X[t] − (V[t−1] − v_reset))/τ``.
+* LIF, ``decay_input=False``: ``H[t] = V[t−1] − (V[t−1] − v_reset)/τ + X[t]``.
+* decay-factor LIF (the "legacy" LIF of the TET code, spec §2.3; ``decay`` = τ_d, a factor in
+  ``[0, 1]``, not a time constant): ``H[t] = v_reset + decay·(V[t−1] − v_reset) + X[t]``.
+
+With the default ``v_reset = 0`` the leaks decay towards 0, exactly as in the spec.
+
+Firing: ``S[t] = 1[H[t] >= ϑ]`` by default (``strict=True``: ``H[t] > ϑ``), with a surrogate
+gradient from :mod:`spikeforge.core.surrogate`.
+
+Reset (``reset=``):
+
+* ``"subtract"`` (soft): ``V[t] = H[t] − ϑ·S[t]``;
+* ``"zero"`` (hard): ``V[t] = H[t]·(1 − S[t]) + v_reset·S[t]``;
+* ``"none"``: ``V[t] = H[t]``.
+
+``detach_reset=True`` detaches ``S[t]`` in the reset term only (forward unchanged, gradients
+change). Time is iterated with ``x_seq.unbind(0)`` and the spikes are joined with
+``torch.stack``; no tensor that requires grad is indexed. The functions contain no data-dependent
+Python control flow, so they compile with ``torch.compile(fullgraph=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from spikeforge.core.surrogate import spike
+
+__all__ = ["RESETS", "Reset", "decay_lif_multistep", "if_multistep", "lif_multistep"]
+
+Reset = Literal["subtract", "zero", "none"]
+RESETS: tuple[str, ...] = ("subtract", "zero", "none")
+
+
+def _initial_potential(x_seq: Tensor, v0: Tensor | float | None) -> Tensor:
+    """``V[0]`` as a ``[B, ...]`` tensor (a broadcast view of ``v0``, so gradients reach it)."""
+    if x_seq.dim() < 2:
+        raise ValueError(
+            f"expected a time-first input [T, B, ...] with at least 2 dims, got {list(x_seq.shape)}"
+        )
+    if x_seq.shape[0] == 0:
+        raise ValueError("the input has no time steps (T = 0)")
+    shape = x_seq.shape[1:]
+    if v0 is None:
+        return x_seq.new_zeros(shape)
+    if not isinstance(v0, Tensor):
+        return x_seq.new_full(shape, float(v0))
+    try:
+        return v0.to(x_seq.dtype).expand(shape)
+    except RuntimeError:
+        raise ValueError(
+            f"initial potential of shape {list(v0.shape)} does not broadcast to the "
+            f"per-step shape [B, ...] = {list(shape)} of an input {list(x_seq.shape)}"
+        ) from None
+
+
+def _check(reset: str, threshold: Tensor | float) -> None:
+    if reset not in RESETS:
+        raise ValueError(f"unknown reset {reset!r}; choose one of {list(RESETS)}")
+    if not isinstance(threshold, Tensor) and not threshold > 0:
+        raise ValueError(f"threshold must be positive, got {threshold}")
+
+
+def _run(
+    x_seq: Tensor,
+    v0: Tensor | float | None,
+    charge: Callable[[Tensor, Tensor], Tensor],
+    threshold: Tensor | float,
+    reset: str,
+    v_reset: float,
+    detach_reset: bool,
+    surrogate: str,
+    alpha: float | None,
+    strict: bool,
+) -> tuple[Tensor, Tensor]:
+    _check(reset, threshold)
+    v = _initial_potential(x_seq, v0)
+    spikes = []
+    for x in x_seq.unbind(0):
+        h = charge(v, x)
+        s = spike(h - threshold, surrogate, alpha, strict)
+        s_reset = s.detach() if detach_reset else s
+        if reset == "subtract":
+            v = h - threshold * s_reset
+        elif reset == "zero":
+            v = h * (1 - s_reset) + v_reset * s_reset
+        else:
+            v = h
+        spikes.append(s)
+    return torch.stack(spikes), v
+
+
+def if_multistep(
+    x_seq: Tensor,
+    v0: Tensor | float | None = None,
+    *,
+    threshold: Tensor | float = 1.0,
+    reset: Reset = "subtract",
+    v_reset: float = 0.0,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    strict: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Integrate-and-fire over ``x_seq [T, B, ...]``: ``H[t] = V[t−1] + X[t]``.
+
+    ``v0``: initial potential, ``None`` (zeros), a scalar, or a tensor broadcastable to
+    ``[B, ...]`` (e.g. a learnable ``[1, ...]`` initial potential). ``v_reset`` is the hard-reset
+    value (``reset="zero"``). Returns ``(spikes [T, B, ...], v_final [B, ...])``.
+    """
+    return _run(
+        x_seq,
+        v0,
+        lambda v, x: v + x,
+        threshold,
+        reset,
+        v_reset,
+        detach_reset,
+        surrogate,
+        alpha,
+        strict,
+    )
+
+
+def lif_multistep(
+    x_seq: Tensor,
+    v0: Tensor | float | None = None,
+    *,
+    tau: float = 2.0,
+    decay_input: bool = True,
+    threshold: Tensor | float = 1.0,
+    reset: Reset = "subtract",
+    v_reset: float = 0.0,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    alpha: float | None = None,
+    strict: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Leaky integrate-and-fire with time constant ``tau`` over ``x_seq [T, B, ...]``.
+
+    ``decay_input=True``: ``H[t] = V[t−1] + (X[t] − (V[t−1] − v_reset))/τ`` (SpikingJelly
+    ``LIFNode``); ``decay_input=False``: ``H[t] = V[t−1] − (V[t−1] − v_reset)/τ + X[t]``.
+    ``v_reset`` is both the rest potential of the leak and the hard-reset value. Note that an
+    initial potential ``v0`` is decayed by the leak at the first step (spec §8.2). Returns
+    ``(spikes [T, B, ...], v_final [B, ...])``.
+    """
+    if not tau >= 1:
+        raise ValueError(f"tau must be >= 1 (a time constant in steps), got {tau}")
+    if decay_input:
+
+        def charge(v: Tensor, x: Tensor) -> Tensor:
+            return v + (x - (v - v_reset)) / tau
+    else:
+
+        def charge(v: Tensor, x: Tensor) -> Tensor:
+            return v - (v - v_reset) / tau + x
+
+    return _run(
+        x_seq, v0, charge, threshold, reset, v_reset, detach_reset, surrogate, alpha, strict
+    )
+
+
+def decay_lif_multistep(
+    x_seq: Tensor,
+    v0: Tensor | float | None = None,
+    *,
+    decay: float = 0.5,
+    threshold: Tensor | float = 1.0,
+    reset: Reset = "zero",
+    v_reset: float = 0.0,
+    detach_reset: bool = False,
+    surrogate: str = "triangle",
+    alpha: float | None = None,
+    strict: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Decay-factor LIF over ``x_seq [T, B, ...]``:
+
+    ``H[t] = v_reset + decay·(V[t−1] − v_reset) + X[t]``.
+
+    The "legacy" LIF of the TET code (spec §2.3): ``decay`` is the factor τ_d (0.5 in the TET
+    DVS setup, 0.25 in the IMP N-Caltech101 config), not a time constant; the defaults follow
+    that code (hard reset, triangle surrogate), except the compare: the TET code fires at
+    ``H > ϑ`` (pass ``strict=True``), spikeforge at ``H >= ϑ``.
+    Returns ``(spikes [T, B, ...], v_final [B, ...])``.
+    """
+    if not 0 <= decay <= 1:
+        raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
+
+    def charge(v: Tensor, x: Tensor) -> Tensor:
+        return v_reset + (v - v_reset) * decay + x
+
+    return _run(
+        x_seq, v0, charge, threshold, reset, v_reset, detach_reset, surrogate, alpha, strict
+    )
