@@ -263,3 +263,42 @@ def test_reference_compiles_fullgraph_without_graph_breaks() -> None:
 )
 def test_reference_compiles_with_inductor() -> None:
     _compiled_matches_eager("inductor")
+
+
+@pytest.mark.parametrize(
+    ("reset", "detach", "expected"),
+    [
+        # x = (1.25, .75), rectangle g' = 1 on |u| < .5, loss = S[2], g'(u2) = 1:
+        # dS2/dx1 = dV1/dH1 with S1 = 1, H1 = 1.25
+        ("subtract", False, 0.0),  # 1 - g'(u1)
+        ("subtract", True, 1.0),
+        ("zero", False, -1.25),  # (1 - S1) - H1 g'(u1)
+        ("zero", True, 0.0),  # (1 - S1)
+        ("none", False, 1.0),
+        ("none", True, 1.0),
+    ],
+)
+def test_hand_derived_gradient_through_each_reset(
+    reset: str, detach: bool, expected: float
+) -> None:
+    x = seq(1.25, 0.75 if reset != "none" else -0.5).requires_grad_(True)
+    s, _ = if_multistep(x, reset=reset, detach_reset=detach, surrogate="rectangle")
+    s[-1].sum().backward()
+    assert x.grad.flatten().tolist() == [expected, 1.0]
+
+
+def test_imp_enlarges_the_pattern_mappings_of_one_if_neuron() -> None:
+    """Spec §4.5-4.6 reference row: IF, soft reset, >=, 9-point grids: 53 -> 108 pairs,
+    6 -> 21 mappings (all grid values are dyadic, so float arithmetic is exact)."""
+    patterns = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)
+    weights = [i / 8 for i in range(9)]
+    counts = []
+    for imps in ([0.0], [i / 4 - 1 for i in range(9)]):
+        pairs, mappings = set(), set()
+        for w, v0 in itertools.product(weights, imps):
+            s, _ = if_multistep((w * patterns).T.unsqueeze(-1), v0)  # [4, 16, 1]
+            outputs = [tuple(s[:, k, 0].tolist()) for k in range(16)]
+            pairs.update(enumerate(outputs))
+            mappings.add(tuple(outputs))
+        counts.append((len(pairs), len(mappings)))
+    assert counts == [(53, 6), (108, 21)]
