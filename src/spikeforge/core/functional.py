@@ -28,25 +28,81 @@ Reset (``reset=``):
 * ``"none"``: ``V[t] = H[t]``.
 
 ``detach_reset=True`` detaches ``S[t]`` in the reset term only (forward unchanged, gradients
-change). Time is iterated with ``x_seq.unbind(0)`` and the spikes are joined with
-``torch.stack``; no tensor that requires grad is indexed. The functions contain no data-dependent
-Python control flow, so they compile with ``torch.compile(fullgraph=True)``.
+change).
+
+Backends (``backend=``): ``"reference"`` is the plain-torch loop below; ``"fused"`` is the
+compiled whole-sequence kernel of :mod:`spikeforge.core.fused` (same spikes and final potential
+bit for bit, gradients equal to rounding); ``"auto"`` (default) takes the fused path when its
+kernels are built and the call is supported (CPU, float32 / float64, a number threshold, not
+under ``torch.compile`` tracing), else the reference. If the kernels cannot be built, ``"auto"``
+and ``"fused"`` warn once and use the reference; ``"fused"`` also warns once per unsupported
+call signature. In the reference path, time is iterated with ``x_seq.unbind(0)`` and the
+spikes are joined with ``torch.stack``; no tensor that requires grad is indexed. The functions
+contain no data-dependent Python control flow, so they compile with
+``torch.compile(fullgraph=True)`` (under tracing ``"auto"`` takes the reference path).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from spikeforge.core import fused
 from spikeforge.core.surrogate import spike
 
-__all__ = ["RESETS", "Reset", "decay_lif_multistep", "if_multistep", "lif_multistep"]
+__all__ = [
+    "BACKENDS",
+    "RESETS",
+    "Backend",
+    "Reset",
+    "decay_lif_multistep",
+    "if_multistep",
+    "lif_multistep",
+]
 
 Reset = Literal["subtract", "zero", "none"]
 RESETS: tuple[str, ...] = ("subtract", "zero", "none")
+Backend = Literal["auto", "fused", "reference"]
+BACKENDS: tuple[str, ...] = ("auto", "fused", "reference")
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _use_fused(
+    backend: str, x_seq: Tensor, v0: Tensor | float | None, threshold: Tensor | float
+) -> bool:
+    """Resolve ``backend`` for one call (see the module docstring)."""
+    if backend == "reference":
+        return False
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if not fused.supports(x_seq, v0, threshold):
+        if backend == "fused":
+            _warn_once(
+                f"unsupported:{x_seq.device.type}:{x_seq.dtype}:{type(threshold).__name__}",
+                f"spikeforge: backend='fused' does not support this call (device "
+                f"{x_seq.device.type}, dtype {x_seq.dtype}, threshold "
+                f"{type(threshold).__name__}, or torch.compile tracing); using the plain-torch "
+                "reference path",
+            )
+        return False
+    if not fused.is_available():
+        _warn_once(
+            "unavailable",
+            "spikeforge: fused neuron kernels unavailable "
+            f"({fused.unavailable_reason()}); using the plain-torch reference path",
+        )
+        return False
+    return True
 
 
 def _initial_potential(x_seq: Tensor, v0: Tensor | float | None) -> Tensor:
@@ -89,8 +145,26 @@ def _run(
     surrogate: str,
     alpha: float | None,
     strict: bool,
+    backend: str,
+    kind: str,
+    param: float,
 ) -> tuple[Tensor, Tensor]:
     _check(reset, threshold)
+    if _use_fused(backend, x_seq, v0, threshold):
+        _initial_potential(x_seq, v0)  # same validation and error messages as the reference
+        return fused.fused_multistep(
+            x_seq,
+            v0,
+            kind=kind,
+            param=param,
+            threshold=float(threshold),
+            reset=reset,
+            v_reset=v_reset,
+            detach_reset=detach_reset,
+            surrogate=surrogate,
+            alpha=alpha,
+            strict=strict,
+        )
     v = _initial_potential(x_seq, v0)
     spikes = []
     for x in x_seq.unbind(0):
@@ -118,12 +192,14 @@ def if_multistep(
     surrogate: str = "atan",
     alpha: float | None = None,
     strict: bool = False,
+    backend: Backend = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Integrate-and-fire over ``x_seq [T, B, ...]``: ``H[t] = V[t−1] + X[t]``.
 
     ``v0``: initial potential, ``None`` (zeros), a scalar, or a tensor broadcastable to
     ``[B, ...]`` (e.g. a learnable ``[1, ...]`` initial potential). ``v_reset`` is the hard-reset
-    value (``reset="zero"``). Returns ``(spikes [T, B, ...], v_final [B, ...])``.
+    value (``reset="zero"``). ``backend``: ``"auto"``, ``"fused"`` or ``"reference"`` (module
+    docstring). Returns ``(spikes [T, B, ...], v_final [B, ...])``.
     """
     return _run(
         x_seq,
@@ -136,6 +212,9 @@ def if_multistep(
         surrogate,
         alpha,
         strict,
+        backend,
+        "if",
+        0.0,
     )
 
 
@@ -152,13 +231,15 @@ def lif_multistep(
     surrogate: str = "atan",
     alpha: float | None = None,
     strict: bool = False,
+    backend: Backend = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Leaky integrate-and-fire with time constant ``tau`` over ``x_seq [T, B, ...]``.
 
     ``decay_input=True``: ``H[t] = V[t−1] + (X[t] − (V[t−1] − v_reset))/τ`` (SpikingJelly
     ``LIFNode``); ``decay_input=False``: ``H[t] = V[t−1] − (V[t−1] − v_reset)/τ + X[t]``.
     ``v_reset`` is both the rest potential of the leak and the hard-reset value. Note that an
-    initial potential ``v0`` is decayed by the leak at the first step (spec §8.2). Returns
+    initial potential ``v0`` is decayed by the leak at the first step (spec §8.2). ``backend`` as
+    in :func:`if_multistep`. Returns
     ``(spikes [T, B, ...], v_final [B, ...])``.
     """
     if not tau >= 1:
@@ -172,8 +253,21 @@ def lif_multistep(
         def charge(v: Tensor, x: Tensor) -> Tensor:
             return v - (v - v_reset) / tau + x
 
+    kind = "lif" if decay_input else "lif_nodecay_input"
     return _run(
-        x_seq, v0, charge, threshold, reset, v_reset, detach_reset, surrogate, alpha, strict
+        x_seq,
+        v0,
+        charge,
+        threshold,
+        reset,
+        v_reset,
+        detach_reset,
+        surrogate,
+        alpha,
+        strict,
+        backend,
+        kind,
+        tau,
     )
 
 
@@ -189,6 +283,7 @@ def decay_lif_multistep(
     surrogate: str = "triangle",
     alpha: float | None = None,
     strict: bool = False,
+    backend: Backend = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Decay-factor LIF over ``x_seq [T, B, ...]``:
 
@@ -197,8 +292,8 @@ def decay_lif_multistep(
     The "legacy" LIF of the TET code (spec §2.3): ``decay`` is the factor τ_d (0.5 in the TET
     DVS setup, 0.25 in the IMP N-Caltech101 config), not a time constant; the defaults follow
     that code (hard reset, triangle surrogate), except the compare: the TET code fires at
-    ``H > ϑ`` (pass ``strict=True``), spikeforge at ``H >= ϑ``.
-    Returns ``(spikes [T, B, ...], v_final [B, ...])``.
+    ``H > ϑ`` (pass ``strict=True``), spikeforge at ``H >= ϑ``. ``backend`` as in
+    :func:`if_multistep`. Returns ``(spikes [T, B, ...], v_final [B, ...])``.
     """
     if not 0 <= decay <= 1:
         raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
@@ -207,5 +302,17 @@ def decay_lif_multistep(
         return v_reset + (v - v_reset) * decay + x
 
     return _run(
-        x_seq, v0, charge, threshold, reset, v_reset, detach_reset, surrogate, alpha, strict
+        x_seq,
+        v0,
+        charge,
+        threshold,
+        reset,
+        v_reset,
+        detach_reset,
+        surrogate,
+        alpha,
+        strict,
+        backend,
+        "decay_lif",
+        decay,
     )

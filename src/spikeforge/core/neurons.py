@@ -36,7 +36,9 @@ import torch
 from torch import Tensor, nn
 
 from spikeforge.core.functional import (
+    BACKENDS,
     RESETS,
+    Backend,
     Reset,
     decay_lif_multistep,
     if_multistep,
@@ -67,8 +69,11 @@ class _Neuron(nn.Module):
         learnable_init: bool,
         shape: Sequence[int] | None,
         init_range: tuple[float, float],
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
         if reset not in RESETS:
             raise ValueError(f"unknown reset {reset!r}; choose one of {list(RESETS)}")
         if not threshold > 0:
@@ -88,6 +93,7 @@ class _Neuron(nn.Module):
         self.surrogate = surrogate
         self.alpha = alpha
         self.strict = bool(strict)
+        self.backend = backend
         self.learnable_init = bool(learnable_init)
         self.init_range = (float(init_range[0]), float(init_range[1]))
         if learnable_init and shape is not None:
@@ -157,6 +163,7 @@ class _Neuron(nn.Module):
             "surrogate": self.surrogate,
             "alpha": self.alpha,
             "strict": self.strict,
+            "backend": self.backend,
         }
 
     def forward(
@@ -182,6 +189,7 @@ class _Neuron(nn.Module):
             f"threshold={self.threshold}, reset={self.reset!r}, v_reset={self.v_reset}, "
             f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}, "
             f"alpha={self.alpha}, fires at H {compare} threshold{imp}"
+            + ("" if self.backend == "auto" else f", backend={self.backend!r}")
         )
 
 
@@ -190,7 +198,9 @@ class IF(_Neuron):
 
     Fires at ``H >= threshold`` (``strict=True``: ``>``); ``reset`` is ``"subtract"`` (soft,
     the default), ``"zero"`` (hard, to ``v_reset``) or ``"none"``. Note: SpikingJelly's
-    ``IFNode`` default is a hard reset. See the module docstring for ``state`` and the IMP.
+    ``IFNode`` default is a hard reset. ``backend``: ``"auto"`` (the fused compiled kernel when
+    available, else the plain-torch reference), ``"fused"`` or ``"reference"`` (see
+    :mod:`spikeforge.core.functional`). See the module docstring for ``state`` and the IMP.
     """
 
     def __init__(
@@ -206,6 +216,7 @@ class IF(_Neuron):
         learnable_init: bool = False,
         shape: Sequence[int] | None = None,
         init_range: tuple[float, float] = (0.4, 0.6),
+        backend: Backend = "auto",
     ) -> None:
         super().__init__(
             threshold=threshold,
@@ -218,6 +229,7 @@ class IF(_Neuron):
             learnable_init=learnable_init,
             shape=shape,
             init_range=init_range,
+            backend=backend,
         )
 
     def _multistep(self, x_seq: Tensor, v0: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -247,6 +259,7 @@ class LIF(_Neuron):
         learnable_init: bool = False,
         shape: Sequence[int] | None = None,
         init_range: tuple[float, float] = (0.4, 0.6),
+        backend: Backend = "auto",
     ) -> None:
         if not tau >= 1:
             raise ValueError(f"tau must be >= 1 (a time constant in steps), got {tau}")
@@ -261,6 +274,7 @@ class LIF(_Neuron):
             learnable_init=learnable_init,
             shape=shape,
             init_range=init_range,
+            backend=backend,
         )
         self.tau = float(tau)
         self.decay_input = bool(decay_input)
@@ -296,6 +310,7 @@ class DecayLIF(_Neuron):
         learnable_init: bool = False,
         shape: Sequence[int] | None = None,
         init_range: tuple[float, float] = (-0.2, 0.2),
+        backend: Backend = "auto",
     ) -> None:
         if not 0 <= decay <= 1:
             raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
@@ -310,6 +325,7 @@ class DecayLIF(_Neuron):
             learnable_init=learnable_init,
             shape=shape,
             init_range=init_range,
+            backend=backend,
         )
         self.decay = float(decay)
 

@@ -1,0 +1,508 @@
+"""Fused multi-step IF / LIF: one compiled loop over time for the forward and the backward.
+
+The plain-torch reference (:mod:`spikeforge.core.functional`) launches a handful of tensor ops
+per time step and keeps every intermediate for autograd. This module runs the whole sequence in
+one custom :class:`torch.autograd.Function` whose forward and backward time loops are C++ code
+(OpenMP over neurons, a sequential loop over time per block of neurons):
+
+* **forward** reads ``X [T, B, ...]`` once and writes the spikes ``S [T, B, ...]`` (input dtype),
+  the final potential ``V[T] [B, ...]`` and, when a gradient is needed, the pre-spike potential
+  ``H [T, B, ...]``: the only tensor saved for backward (``S`` is recomputed as ``H >= ϑ``, the
+  reset and leak factors are constants);
+* **backward** walks time backwards with ``dL/dV`` held in registers, recomputes the surrogate
+  derivative from ``H`` and writes ``dL/dX [T, B, ...]`` and ``dL/dV[0] [B, ...]`` (autograd sums
+  the latter to the shape of a broadcast initial potential).
+
+The arithmetic is written as the reference writes it (same operation order, no FMA contraction,
+true division by ``τ``), so the forward (spikes, ``V[T]``) is bit-identical to the reference in
+float32 and float64; gradients agree to rounding (the reference's autograd may add the same terms
+in another order).
+
+**Build.** The C++ source below is compiled once with the system C++ compiler
+(``$CXX`` or ``g++``; ``-O3 -fopenmp -ffp-contract=off``) into a shared library loaded with
+:mod:`ctypes` (no Python headers, no torch headers, no ninja: a build takes about a second). The
+library is cached under ``$SPIKEFORGE_KERNEL_CACHE`` or ``~/.cache/spikeforge/kernels``, keyed by
+a hash of the source, the flags, the compiler version and the CPU flags. OpenMP resolves to the
+``libgomp.so.1`` torch has already loaded, so both share one runtime.
+
+**Availability.** :func:`is_available` builds on first call and remembers the outcome. It is
+``False`` when ``SPIKEFORGE_NO_FUSED=1``, on non-Linux platforms, without a compiler, or when
+the build fails (the reason is in :func:`unavailable_reason`). :func:`supports` says whether a
+call can take the fused path: CPU, float32 / float64, a Python-number threshold, no
+``torch.compile`` tracing (the reference path compiles with ``fullgraph=True``; this one is an
+opaque call). The dispatch lives in :mod:`spikeforge.core.functional` (``backend=``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spikeforge.core.surrogate import default_alpha
+
+__all__ = [
+    "KINDS",
+    "build_seconds",
+    "fused_multistep",
+    "is_available",
+    "supports",
+    "unavailable_reason",
+]
+
+#: neuron kind -> code in the kernel
+KINDS: dict[str, int] = {"if": 0, "lif": 1, "lif_nodecay_input": 2, "decay_lif": 3}
+_RESETS = {"subtract": 0, "zero": 1, "none": 2}
+_SURROGATES = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangle": 4}
+_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+_SOURCE = r"""
+// spikeforge fused multi-step neurons. Layout: x, s, h are [T, M] (M = B * prod(neuron shape)),
+// v0, v_final, g_v0 are [M]. Every arithmetic expression mirrors the plain-torch reference.
+#include <cmath>
+#include <cstdint>
+#include <algorithm>
+
+namespace {
+
+constexpr int64_t CHUNK = 512;  // neurons per block: the running potential stays in L1
+
+template <typename T, int KIND>
+inline T charge(T v, T x, T p, T vr) {
+    if (KIND == 0) return v + x;                       // IF
+    if (KIND == 1) return v + (x - (v - vr)) / p;      // LIF, decay_input (p = tau)
+    if (KIND == 2) return v - (v - vr) / p + x;        // LIF, no input decay (p = tau)
+    return vr + (v - vr) * p + x;                      // decay-factor LIF (p = decay)
+}
+
+template <typename T, int KIND, int RESET>
+void forward(const T* x, const T* v0, T* s, T* h_out, T* v_final, int64_t steps, int64_t m,
+             T p, T thr, T vr, int strict, int nthreads) {
+    const int64_t blocks = (m + CHUNK - 1) / CHUNK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t i0 = blk * CHUNK;
+        const int64_t n = std::min(CHUNK, m - i0);
+        T v[CHUNK];
+        for (int64_t i = 0; i < n; ++i) v[i] = v0 ? v0[i0 + i] : T(0);
+        for (int64_t t = 0; t < steps; ++t) {
+            const T* xt = x + t * m + i0;
+            T* st = s + t * m + i0;
+            T* ht = h_out ? h_out + t * m + i0 : nullptr;
+            for (int64_t i = 0; i < n; ++i) {
+                const T h = charge<T, KIND>(v[i], xt[i], p, vr);
+                const T d = h - thr;
+                const T sp = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+                if (RESET == 0) v[i] = h - thr * sp;
+                else if (RESET == 1) v[i] = h * (T(1) - sp) + vr * sp;
+                else v[i] = h;
+                st[i] = sp;
+                if (ht) ht[i] = h;
+            }
+        }
+        for (int64_t i = 0; i < n; ++i) v_final[i0 + i] = v[i];
+    }
+}
+
+template <typename T, int SG>
+inline T surrogate(T d, double alpha) {
+    // constants are formed in double and rounded to T, as torch does with Python scalars
+    const T a = T(alpha);
+    if (SG == 0) {  // atan: (a/2) / (1 + (pi/2 * a * d)^2)
+        const T u = T(1.5707963267948966 * alpha) * d;
+        return T(alpha / 2) / (T(1) + u * u);
+    }
+    if (SG == 1) {  // sigmoid: a * sig(a d) * (1 - sig(a d))
+        const T sg = T(1) / (T(1) + std::exp(-(a * d)));
+        return a * sg * (T(1) - sg);
+    }
+    if (SG == 2) {  // fast sigmoid: 1 / (1 + a |d|)^2
+        const T q = T(1) + a * std::fabs(d);
+        return T(1) / (q * q);
+    }
+    if (SG == 3) {  // triangle: max(a - |d|, 0) / a^2
+        const T q = a - std::fabs(d);
+        return (q > T(0) ? q : T(0)) / T(alpha * alpha);
+    }
+    // rectangle: 1[|d| < a/2] / a
+    return (std::fabs(d) < T(alpha / 2) ? T(1) : T(0)) / a;
+}
+
+// kind enters the backward only through dH/dV[t-1] and dH/dX[t]:
+// LEAK 0: gx = gh, gv = gh (IF); 1: gx = gh / p, gv = gh - gh / p (LIF, decay_input);
+// 2: gx = gh, gv = gh - gh / p (LIF, no input decay); 3: gx = gh, gv = gh * p (decay-factor).
+template <typename T, int KIND, int RESET, int SG>
+void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t steps, int64_t m,
+              T p, T thr, T vr, int strict, int detach, double alpha, int nthreads) {
+    const int64_t blocks = (m + CHUNK - 1) / CHUNK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t i0 = blk * CHUNK;
+        const int64_t n = std::min(CHUNK, m - i0);
+        T gv[CHUNK];
+        for (int64_t i = 0; i < n; ++i) gv[i] = g_vt ? g_vt[i0 + i] : T(0);
+        for (int64_t t = steps - 1; t >= 0; --t) {
+            const T* ht = h + t * m + i0;
+            const T* gst = g_s ? g_s + t * m + i0 : nullptr;
+            T* gxt = g_x ? g_x + t * m + i0 : nullptr;
+            for (int64_t i = 0; i < n; ++i) {
+                const T hv = ht[i];
+                const T d = hv - thr;
+                const T sp = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+                const T sg = surrogate<T, SG>(d, alpha);
+                const T gs = gst ? gst[i] : T(0);
+                const T g = gv[i];
+                T gh;
+                if (RESET == 0) {
+                    const T gtot = detach ? gs : gs + (-g) * thr;
+                    gh = g + gtot * sg;
+                } else if (RESET == 1) {
+                    const T gtot = detach ? gs : gs + (-(g * hv) + g * vr);
+                    gh = g * (T(1) - sp) + gtot * sg;
+                } else {
+                    gh = g + gs * sg;
+                }
+                T gx, gvn;
+                if (KIND == 0) { gx = gh; gvn = gh; }
+                else if (KIND == 1) { gx = gh / p; gvn = gh + (-gx); }
+                else if (KIND == 2) { gx = gh; gvn = gh + (-(gh / p)); }
+                else { gx = gh; gvn = gh * p; }
+                if (gxt) gxt[i] = gx;
+                gv[i] = gvn;
+            }
+        }
+        if (g_v0) for (int64_t i = 0; i < n; ++i) g_v0[i0 + i] = gv[i];
+    }
+}
+
+template <typename T, int KIND>
+void forward_k(const T* x, const T* v0, T* s, T* h, T* vf, int64_t steps, int64_t m, T p, T thr,
+               T vr, int reset, int strict, int nt) {
+    if (reset == 0) forward<T, KIND, 0>(x, v0, s, h, vf, steps, m, p, thr, vr, strict, nt);
+    else if (reset == 1) forward<T, KIND, 1>(x, v0, s, h, vf, steps, m, p, thr, vr, strict, nt);
+    else forward<T, KIND, 2>(x, v0, s, h, vf, steps, m, p, thr, vr, strict, nt);
+}
+
+template <typename T>
+void forward_any(const T* x, const T* v0, T* s, T* h, T* vf, int64_t steps, int64_t m, int kind,
+                 T p, T thr, T vr, int reset, int strict, int nt) {
+    switch (kind) {
+        case 0: forward_k<T, 0>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
+        case 1: forward_k<T, 1>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
+        case 2: forward_k<T, 2>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
+        default: forward_k<T, 3>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt);
+    }
+}
+
+template <typename T, int KIND, int RESET>
+void backward_r(const T* h, const T* gs, const T* gvt, T* gx, T* gv0, int64_t steps, int64_t m,
+                T p, T thr, T vr, int strict, int detach, int sg, double alpha, int nt) {
+#define SF_B(SGV) backward<T, KIND, RESET, SGV>(h, gs, gvt, gx, gv0, steps, m, p, thr, vr, \
+                                                 strict, detach, alpha, nt)
+    switch (sg) {
+        case 0: SF_B(0); break;
+        case 1: SF_B(1); break;
+        case 2: SF_B(2); break;
+        case 3: SF_B(3); break;
+        default: SF_B(4);
+    }
+#undef SF_B
+}
+
+template <typename T, int KIND>
+void backward_k(const T* h, const T* gs, const T* gvt, T* gx, T* gv0, int64_t steps, int64_t m,
+                T p, T thr, T vr, int reset, int strict, int detach, int sg, double alpha, int nt) {
+    if (reset == 0)
+        backward_r<T, KIND, 0>(h, gs, gvt, gx, gv0, steps, m, p, thr, vr, strict, detach, sg,
+                               alpha, nt);
+    else if (reset == 1)
+        backward_r<T, KIND, 1>(h, gs, gvt, gx, gv0, steps, m, p, thr, vr, strict, detach, sg,
+                               alpha, nt);
+    else
+        backward_r<T, KIND, 2>(h, gs, gvt, gx, gv0, steps, m, p, thr, vr, strict, detach, sg,
+                               alpha, nt);
+}
+
+template <typename T>
+void backward_any(const T* h, const T* gs, const T* gvt, T* gx, T* gv0, int64_t steps, int64_t m,
+                  int kind, T p, T thr, T vr, int reset, int strict, int detach, int sg,
+                  double alpha, int nt) {
+#define SF_K(K) backward_k<T, K>(h, gs, gvt, gx, gv0, steps, m, p, thr, vr, reset, strict, \
+                                 detach, sg, alpha, nt)
+    switch (kind) {
+        case 0: SF_K(0); break;
+        case 1: SF_K(1); break;
+        case 2: SF_K(2); break;
+        default: SF_K(3);
+    }
+#undef SF_K
+}
+
+}  // namespace
+
+extern "C" {
+#define SF_EXPORT(SUF, T)                                                                      \
+    void sf_forward_##SUF(const T* x, const T* v0, T* s, T* h, T* vf, int64_t steps,           \
+                          int64_t m, int kind, double p, double thr, double vr, int reset,     \
+                          int strict, int nt) {                                                \
+        forward_any<T>(x, v0, s, h, vf, steps, m, kind, T(p), T(thr), T(vr), reset, strict,    \
+                       nt);                                                                    \
+    }                                                                                          \
+    void sf_backward_##SUF(const T* h, const T* gs, const T* gvt, T* gx, T* gv0,             \
+                           int64_t steps, int64_t m, int kind, double p, double thr,           \
+                           double vr, int reset, int strict, int detach, int sg, double alpha, \
+                           int nt) {                                                           \
+        backward_any<T>(h, gs, gvt, gx, gv0, steps, m, kind, T(p), T(thr), T(vr), reset,      \
+                        strict, detach, sg, alpha, nt);                                     \
+    }
+SF_EXPORT(f32, float)
+SF_EXPORT(f64, double)
+int sf_abi_version() { return 1; }
+}
+"""
+
+_FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-march=native", "-std=c++17"]
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"lib": None, "tried": False, "reason": "not built yet", "seconds": None}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SPIKEFORGE_KERNEL_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "spikeforge" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() + platform.machine()
+
+
+def _build() -> ctypes.CDLL:
+    """Compile (or reuse the cached) shared library and declare its C signatures."""
+    cxx = os.environ.get("CXX", "g++")
+    version = subprocess.run(
+        [cxx, "--version"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    key = hashlib.sha256(
+        "\0".join([_SOURCE, " ".join(_FLAGS), version, _cpu_flags()]).encode()
+    ).hexdigest()[:20]
+    directory = _cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"spikeforge_neurons_{key}.so"
+    if not target.exists():
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:
+            src = Path(tmp) / "neurons.cpp"
+            src.write_text(_SOURCE)
+            out = Path(tmp) / "neurons.so"
+            proc = subprocess.run(
+                [cxx, *_FLAGS, str(src), "-o", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"{cxx} failed:\n{proc.stderr[-2000:]}")
+            os.replace(out, target)  # atomic: concurrent builders race harmlessly
+        _state["seconds"] = time.perf_counter() - start
+    lib = ctypes.CDLL(str(target))
+    p, i64, i32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    for suffix in ("f32", "f64"):
+        fwd = getattr(lib, f"sf_forward_{suffix}")
+        fwd.argtypes = [p, p, p, p, p, i64, i64, i32, f64, f64, f64, i32, i32, i32]
+        fwd.restype = None
+        bwd = getattr(lib, f"sf_backward_{suffix}")
+        bwd.argtypes = [p, p, p, p, p, i64, i64, i32, f64, f64, f64, i32, i32, i32, i32, f64, i32]
+        bwd.restype = None
+    if lib.sf_abi_version() != 1:
+        raise RuntimeError("stale kernel library (ABI mismatch)")
+    return lib
+
+
+def _library() -> ctypes.CDLL | None:
+    if _state["tried"]:
+        return _state["lib"]
+    with _lock:
+        if not _state["tried"]:
+            if os.environ.get("SPIKEFORGE_NO_FUSED", "") not in ("", "0"):
+                _state["reason"] = "disabled by SPIKEFORGE_NO_FUSED"
+            elif not sys.platform.startswith("linux"):
+                _state["reason"] = f"not built on {sys.platform} (Linux only for now)"
+            else:
+                try:
+                    _state["lib"] = _build()
+                    _state["reason"] = ""
+                except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
+                    _state["reason"] = f"kernel build failed: {type(e).__name__}: {e}"
+            _state["tried"] = True
+    return _state["lib"]
+
+
+def is_available() -> bool:
+    """Whether the compiled kernels are usable (builds them on the first call)."""
+    return _library() is not None
+
+
+def unavailable_reason() -> str:
+    """Why :func:`is_available` is ``False`` (empty when it is ``True``)."""
+    _library()
+    return str(_state["reason"])
+
+
+def build_seconds() -> float | None:
+    """Seconds the compile took in this process (``None``: loaded from the cache / not built)."""
+    return _state["seconds"]
+
+
+def supports(x_seq: Tensor, v0: Tensor | float | None, threshold: Tensor | float) -> bool:
+    """Whether a call with these arguments can take the fused path (see the module docstring)."""
+    if x_seq.device.type != "cpu" or x_seq.dtype not in _DTYPES or x_seq.dim() < 2:
+        return False
+    if isinstance(threshold, Tensor):
+        return False
+    if isinstance(v0, Tensor) and (v0.device.type != "cpu" or not v0.is_floating_point()):
+        return False
+    return not torch.compiler.is_compiling()
+
+
+class _FusedNeuron(torch.autograd.Function):
+    """``(x [T, B, ...], v0 [B, ...] | None, cfg) -> (spikes [T, B, ...], v_final [B, ...])``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, v0: Tensor | None, cfg: tuple[Any, ...]
+    ) -> tuple[Tensor, Tensor]:
+        lib = _library()
+        assert lib is not None
+        kind, p, thr, vr, reset, strict, _detach, _sg, _alpha = cfg
+        x = x.contiguous()
+        steps, m = x.shape[0], x[0].numel()
+        v0c = None if v0 is None else v0.to(x.dtype).contiguous()
+        spikes = torch.empty_like(x)
+        v_final = torch.empty(x.shape[1:], dtype=x.dtype)
+        need_grad = any(ctx.needs_input_grad[:2])
+        h = torch.empty_like(x) if need_grad else None
+        getattr(lib, f"sf_forward_{_DTYPES[x.dtype]}")(
+            x.data_ptr(),
+            None if v0c is None else v0c.data_ptr(),
+            spikes.data_ptr(),
+            None if h is None else h.data_ptr(),
+            v_final.data_ptr(),
+            steps,
+            m,
+            kind,
+            p,
+            thr,
+            vr,
+            reset,
+            int(strict),
+            torch.get_num_threads(),
+        )
+        if h is not None:
+            ctx.save_for_backward(h)
+        ctx.cfg = cfg
+        ctx.set_materialize_grads(False)
+        return spikes, v_final
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, g_spikes: Tensor | None, g_vfinal: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None, None]:
+        if g_spikes is None and g_vfinal is None:
+            return None, None, None
+        lib = _library()
+        assert lib is not None
+        (h,) = ctx.saved_tensors
+        kind, p, thr, vr, reset, strict, detach, sg, alpha = ctx.cfg
+        gs = None if g_spikes is None else g_spikes.to(h.dtype).contiguous()
+        gvt = None if g_vfinal is None else g_vfinal.to(h.dtype).contiguous()
+        g_x = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+        g_v0 = torch.empty(h.shape[1:], dtype=h.dtype) if ctx.needs_input_grad[1] else None
+        getattr(lib, f"sf_backward_{_DTYPES[h.dtype]}")(
+            h.data_ptr(),
+            None if gs is None else gs.data_ptr(),
+            None if gvt is None else gvt.data_ptr(),
+            None if g_x is None else g_x.data_ptr(),
+            None if g_v0 is None else g_v0.data_ptr(),
+            h.shape[0],
+            h[0].numel(),
+            kind,
+            p,
+            thr,
+            vr,
+            reset,
+            int(strict),
+            int(detach),
+            sg,
+            alpha,
+            torch.get_num_threads(),
+        )
+        return g_x, g_v0, None
+
+
+def fused_multistep(
+    x_seq: Tensor,
+    v0: Tensor | float | None,
+    *,
+    kind: str,
+    param: float,
+    threshold: float,
+    reset: str,
+    v_reset: float,
+    detach_reset: bool,
+    surrogate: str,
+    alpha: float | None,
+    strict: bool,
+) -> tuple[Tensor, Tensor]:
+    """Fused ``(spikes [T, B, ...], v_final [B, ...])`` for ``x_seq [T, B, ...]``.
+
+    ``kind`` is a key of :data:`KINDS`; ``param`` is ``τ`` for the LIF kinds, the decay factor for
+    ``"decay_lif"`` (ignored for ``"if"``). ``v0``: ``None``, a number, or a tensor broadcastable
+    to ``[B, ...]``. The caller validates the arguments and checks :func:`supports`.
+    """
+    a = default_alpha(surrogate) if alpha is None else float(alpha)
+    if not a > 0:
+        raise ValueError(f"surrogate alpha must be positive, got {alpha}")
+    shape = x_seq.shape[1:]
+    v0_full: Tensor | None
+    if v0 is None:
+        v0_full = None
+    elif isinstance(v0, Tensor):
+        try:
+            v0_full = v0.to(x_seq.dtype).expand(shape)
+        except RuntimeError:
+            raise ValueError(
+                f"initial potential of shape {list(v0.shape)} does not broadcast to the "
+                f"per-step shape [B, ...] = {list(shape)} of an input {list(x_seq.shape)}"
+            ) from None
+    else:
+        v0_full = x_seq.new_full(shape, float(v0))
+    cfg = (
+        KINDS[kind],
+        float(param),
+        float(threshold),
+        float(v_reset),
+        _RESETS[reset],
+        bool(strict),
+        bool(detach_reset),
+        _SURROGATES[surrogate],
+        a,
+    )
+    spikes, v_final = _FusedNeuron.apply(x_seq, v0_full, cfg)
+    return spikes, v_final
