@@ -1,0 +1,319 @@
+"""Multi-step neuron engine cost against the same ReLU network run T times (issue 4).
+
+Workloads (time-first inputs ``[T, B, ...]``, float32, CPU):
+
+* **W1**: LIF MLP 784-512-512-10, T = 16, batch 128, forward + backward (sum-of-outputs loss,
+  no optimiser step); target: at most 1.15x the ReLU baseline.
+* **W2**: conv SNN, T = 8, batch 64, forward + backward; target 1.15x, and peak memory growth
+  no more than the ReLU baseline. The architecture (``conv_net``: 3x32x32 input,
+  conv3x3(32)-BN-LIF-pool, conv3x3(64)-BN-LIF-pool, conv3x3(128)-BN-LIF-avgpool, linear 10) is a
+  placeholder until the issue pins one.
+* **W3**: W1 inference (``torch.inference_mode``), batch 256; target 1.1x.
+
+Contenders (a registry: :data:`CONTENDERS`, add peers with :func:`register`):
+
+* ``sf-fused`` / ``sf-reference``: the spikeforge network with the neurons'
+  ``backend="fused"`` / ``"reference"``; stateless layers run once on ``x.flatten(0, 1)``;
+* ``relu-T``: the same network with ReLU instead of the neurons, run on all ``T·B`` samples as
+  one batched call (the baseline of the targets);
+* ``relu-1``: the ReLU network run once on ``B`` samples (the cost of one time step).
+
+**Timing**: one process; after one warm-up call each, the contenders are interleaved in every
+repeat (so load drift hits them alike) and the median over ``--repeats`` is reported.
+
+**Memory**: each contender runs in a fresh subprocess (``--memory-child``): the network and the
+input are built, then one step is run and its peak memory is the growth of the resident-set high
+water mark over the resident set just before it (``peak_growth_kib``: live activations, saved
+tensors, gradients and temporaries of one step, plus the same lazy one-off allocations, such as
+thread stacks, for every contender). On Linux the high-water mark is ``VmHWM`` of
+``/proc/self/status``, reset before the step by writing ``5`` to ``/proc/self/clear_refs``
+(``ru_maxrss`` is unusable here: the kernel carries the parent's peak across ``fork``/``exec``,
+so a child of a large benchmark process starts with the parent's peak); where that is not
+available, the growth of ``ru_maxrss``. A second step is measured the same way
+(``second_kib``). Torch's CPU allocator is plain ``malloc``, so the resident set is what a step
+really touched.
+
+**Allocator**: glibc ``mallopt`` in every process (this one and each memory child) before any
+tensor is allocated: ``M_MMAP_THRESHOLD = 1 GiB``, ``M_TRIM_THRESHOLD = 2^31 - 1``,
+``M_TOP_PAD = 64 MiB`` (large tensors come from the heap instead of fresh ``mmap`` pages that
+fault in on every call), identically for every contender; ``--default-malloc`` turns it off.
+
+Run: ``python benchmarks/neurons.py [--repeats 20] [--workloads W1,W2,W3] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from spikeforge.core import LIF, MultiStep
+from spikeforge.core import fused as fused_kernels
+
+TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
+#: workload -> (T, batch, input shape per sample, train)
+WORKLOADS: dict[str, tuple[int, int, tuple[int, ...], bool]] = {
+    "W1": (16, 128, (784,), True),
+    "W2": (8, 64, (3, 32, 32), True),
+    "W3": (16, 256, (784,), False),
+}
+BASELINE = "relu-T"
+
+#: A contender: ``factory(workload) -> step``; ``step()`` runs one forward (+ backward).
+Factory = Callable[[str], Callable[[], object]]
+CONTENDERS: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    """Decorator adding a contender (peers: snnTorch, SpikingJelly, Norse go here)."""
+
+    def deco(factory: Factory) -> Factory:
+        CONTENDERS[name] = factory
+        return factory
+
+    return deco
+
+
+def tune_malloc(enabled: bool = True) -> str:
+    """Apply the glibc allocator settings of the module docstring; returns a description."""
+    if not enabled:
+        return "default glibc malloc"
+    if not sys.platform.startswith("linux"):
+        return "default allocator (not Linux)"
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "default allocator (mallopt unavailable)"
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    settings = ((m_mmap_threshold, 1 << 30), (m_trim_threshold, 2**31 - 1), (m_top_pad, 64 << 20))
+    ok = all(mallopt(option, value) == 1 for option, value in settings)
+    return "mallopt: mmap 1 GiB, trim off, top pad 64 MiB" if ok else "mallopt failed"
+
+
+# --- networks ------------------------------------------------------------------------------
+
+
+def _mlp(act: Callable[[], nn.Module]) -> list[nn.Module]:
+    return [nn.Linear(784, 512), act(), nn.Linear(512, 512), act(), nn.Linear(512, 10)]
+
+
+def _conv(act: Callable[[], nn.Module]) -> list[nn.Module]:
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), act()]
+
+    return [
+        *block(3, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        nn.MaxPool2d(2),
+        *block(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(128, 10),
+    ]
+
+
+def relu_net(workload: str) -> nn.Module:
+    """The ReLU network of a workload, on ``[N, ...]`` samples."""
+    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
+    return nn.Sequential(*layers)
+
+
+def snn(workload: str, backend: str) -> nn.Module:
+    """The spiking network on ``[T, B, ...]``: stateless runs of layers between LIF neurons."""
+    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
+    out: list[nn.Module] = []
+    run: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, nn.ReLU):
+            out += [MultiStep(*run), LIF(backend=backend)]  # type: ignore[arg-type]
+            run = []
+        else:
+            run.append(layer)
+    out.append(MultiStep(*run))
+    return nn.Sequential(*out)
+
+
+def _step(net: nn.Module, x: Tensor, train: bool) -> Callable[[], object]:
+    if not train:
+
+        def infer() -> object:
+            with torch.inference_mode():
+                return net(x)
+
+        return infer
+
+    x.requires_grad_(False)
+
+    def train_step() -> object:
+        net.zero_grad(set_to_none=True)
+        net(x).sum().backward()
+        return None
+
+    return train_step
+
+
+def _input(workload: str, samples: tuple[int, ...]) -> Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(*samples, *WORKLOADS[workload][2], generator=g)
+
+
+@register("sf-fused")
+def _sf_fused(workload: str) -> Callable[[], object]:
+    t, b, _, train = WORKLOADS[workload]
+    return _step(snn(workload, "fused").train(train), _input(workload, (t, b)), train)
+
+
+@register("sf-reference")
+def _sf_reference(workload: str) -> Callable[[], object]:
+    t, b, _, train = WORKLOADS[workload]
+    return _step(snn(workload, "reference").train(train), _input(workload, (t, b)), train)
+
+
+@register("relu-T")
+def _relu_t(workload: str) -> Callable[[], object]:
+    t, b, _, train = WORKLOADS[workload]
+    return _step(relu_net(workload).train(train), _input(workload, (t * b,)), train)
+
+
+@register("relu-1")
+def _relu_1(workload: str) -> Callable[[], object]:
+    _, b, _, train = WORKLOADS[workload]
+    return _step(relu_net(workload).train(train), _input(workload, (b,)), train)
+
+
+# --- measurement -----------------------------------------------------------------------------
+
+
+def time_workload(workload: str, names: list[str], repeats: int) -> dict[str, list[float]]:
+    """Interleaved wall times (ms) of every contender, after one warm-up call each."""
+    torch.manual_seed(0)
+    steps = {name: CONTENDERS[name](workload) for name in names}
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _peak_growth_kib(step: Callable[[], object]) -> int:
+    """Peak resident-set growth (KiB) of one call of ``step`` (see the module docstring)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current VmRSS
+        rss = _status_kib("VmRSS")
+    except OSError:
+        rss = None
+    if rss is not None:
+        step()
+        hwm = _status_kib("VmHWM")
+        if hwm is not None:
+            return hwm - rss
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+
+
+def memory_child(workload: str, name: str, threads: int | None, malloc: bool) -> dict[str, int]:
+    """Runs in a fresh process (see the module docstring); returns KiB figures."""
+    tune_malloc(malloc)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    step = CONTENDERS[name](workload)
+    first = _peak_growth_kib(step)
+    return {"peak_growth_kib": first, "second_kib": _peak_growth_kib(step)}
+
+
+def measure_memory(workload: str, name: str, args: argparse.Namespace) -> dict[str, int]:
+    cmd = [sys.executable, __file__, "--memory-child", workload, name]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.default_malloc:
+        cmd.append("--default-malloc")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workloads", default="W1,W2,W3", help="comma-separated subset of W1,W2,W3")
+    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated names")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--default-malloc", action="store_true", help="skip the mallopt settings")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--memory-child", nargs=2, metavar=("WORKLOAD", "NAME"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(*args.memory_child, args.threads, not args.default_malloc)))
+        return 0
+    malloc = tune_malloc(not args.default_malloc)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [n for n in args.contenders.split(",") if n]
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown:
+        raise SystemExit(f"unknown contenders {unknown}; known: {list(CONTENDERS)}")
+    if "sf-fused" in names and not fused_kernels.is_available():
+        print(f"note: fused kernels unavailable ({fused_kernels.unavailable_reason()})")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}, "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
+    report: dict[str, object] = {"malloc": malloc, "threads": torch.get_num_threads()}
+    for workload in [w for w in args.workloads.split(",") if w]:
+        times = time_workload(workload, names, args.repeats)
+        med = {n: statistics.median(v) for n, v in times.items()}
+        mem = {} if args.no_memory else {n: measure_memory(workload, n, args) for n in names}
+        t, b, shape, train = WORKLOADS[workload]
+        mode = "fwd+bwd" if train else "inference"
+        print(f"\n{workload}: T={t} B={b} input {list(shape)} {mode}, target {TARGETS[workload]}x")
+        for n in names:
+            ratio = med[n] / med[BASELINE] if BASELINE in med else float("nan")
+            spread = max(times[n]) / min(times[n])
+            line = f"  {n:14s} {med[n]:9.2f} ms  x{ratio:5.2f} of {BASELINE}  spread {spread:4.2f}"
+            if n in mem:
+                line += f"  peak +{mem[n]['peak_growth_kib'] / 1024:7.1f} MiB"
+            print(line)
+        report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
