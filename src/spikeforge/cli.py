@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--activity-l1",
         type=float,
         default=None,
-        help="L1 activity regularisation on hidden activations, from scratch (default 1e-3)",
+        help="L1 activity regularisation on hidden activations, from scratch (default 1e-3, "
+        "vgg-small 1e-5)",
     )
     train.add_argument(
         "--relu-epochs", type=int, default=None, help="epochs of the ReLU network to fine-tune"

@@ -72,11 +72,17 @@ class Recipe:
     activity_l1: float = 0.0
 
 
+# L1 activity weight per architecture: the term sums over every hidden activation, so the
+# wide convolutional layers of vgg-small need a much smaller weight (1e-3 silences it entirely).
+SCRATCH_ACTIVITY_L1 = {"fc2": 1e-3, "lenet5": 1e-3, "vgg-small": 1e-5}
+
+
 def scratch_recipe(arch: str, **changes: object) -> Recipe:
     """P2's from-scratch defaults (Adam 5e-4, exponential decay 0.9 per 5000 steps, batch 8, 10
-    epochs) with an L1 activity term of 1e-3 (P1 used 4.5e-4 on FC2) for a sparse network."""
+    epochs for FC2, 5 otherwise) with an L1 activity term (:data:`SCRATCH_ACTIVITY_L1`; P1 used
+    4.5e-4 on its FC2) for a sparse network."""
     settings: dict = {"epochs": 10 if arch == "fc2" else 5} | changes
-    l1 = float(settings.pop("activity_l1", 1e-3))
+    l1 = float(settings.pop("activity_l1", SCRATCH_ACTIVITY_L1.get(arch, 1e-3)))
     return Recipe(replace(P2_DEFAULTS, **settings), activity_l1=l1)
 
 
