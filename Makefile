@@ -28,6 +28,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/ttfs_inference.py
+	$(BIN)/python benchmarks/ttfs_training.py
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info src/*.egg-info
