@@ -44,8 +44,6 @@ Run: ``python benchmarks/neurons.py [--repeats 20] [--workloads W1,W2,W3] [--jso
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import resource
@@ -59,6 +57,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.core import LIF, MultiStep
 from spikeforge.core import fused as fused_kernels
 
@@ -84,22 +83,6 @@ def register(name: str) -> Callable[[Factory], Factory]:
         return factory
 
     return deco
-
-
-def tune_malloc(enabled: bool = True) -> str:
-    """Apply the glibc allocator settings of the module docstring; returns a description."""
-    if not enabled:
-        return "default glibc malloc"
-    if not sys.platform.startswith("linux"):
-        return "default allocator (not Linux)"
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return "default allocator (mallopt unavailable)"
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    settings = ((m_mmap_threshold, 1 << 30), (m_trim_threshold, 2**31 - 1), (m_top_pad, 64 << 20))
-    ok = all(mallopt(option, value) == 1 for option, value in settings)
-    return "mallopt: mmap 1 GiB, trim off, top pad 64 MiB" if ok else "mallopt failed"
 
 
 # --- networks ------------------------------------------------------------------------------
@@ -241,7 +224,8 @@ def _peak_growth_kib(step: Callable[[], object]) -> int:
 
 def memory_child(workload: str, name: str, threads: int | None, malloc: bool) -> dict[str, int]:
     """Runs in a fresh process (see the module docstring); returns KiB figures."""
-    tune_malloc(malloc)
+    if malloc:
+        tune_malloc()
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -281,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         print(json.dumps(memory_child(*args.memory_child, args.threads, not args.default_malloc)))
         return 0
-    malloc = tune_malloc(not args.default_malloc)
+    malloc = "default glibc malloc" if args.default_malloc else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [n for n in args.contenders.split(",") if n]
