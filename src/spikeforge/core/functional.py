@@ -127,7 +127,20 @@ def _initial_potential(x_seq: Tensor, v0: Tensor | float | None) -> Tensor:
         ) from None
 
 
-def _check(reset: str, threshold: Tensor | float) -> None:
+def check_tau(tau: float) -> None:
+    """LIF time constants are in steps and at least 1 (shared by the functions and modules)."""
+    if not tau >= 1:
+        raise ValueError(f"tau must be >= 1 (a time constant in steps), got {tau}")
+
+
+def check_decay(decay: float) -> None:
+    """Decay factors of the decay-factor LIF lie in [0, 1]."""
+    if not 0 <= decay <= 1:
+        raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
+
+
+def check_reset_and_threshold(reset: str, threshold: Tensor | float) -> None:
+    """Validate the reset mode and a (numeric) threshold."""
     if reset not in RESETS:
         raise ValueError(f"unknown reset {reset!r}; choose one of {list(RESETS)}")
     if not isinstance(threshold, Tensor) and not threshold > 0:
@@ -149,7 +162,7 @@ def _run(
     kind: str,
     param: float,
 ) -> tuple[Tensor, Tensor]:
-    _check(reset, threshold)
+    check_reset_and_threshold(reset, threshold)
     if _use_fused(backend, x_seq, v0, threshold):
         _initial_potential(x_seq, v0)  # same validation and error messages as the reference
         return fused.fused_multistep(
@@ -242,8 +255,7 @@ def lif_multistep(
     in :func:`if_multistep`. Returns
     ``(spikes [T, B, ...], v_final [B, ...])``.
     """
-    if not tau >= 1:
-        raise ValueError(f"tau must be >= 1 (a time constant in steps), got {tau}")
+    check_tau(tau)
     if decay_input:
 
         def charge(v: Tensor, x: Tensor) -> Tensor:
@@ -295,8 +307,7 @@ def decay_lif_multistep(
     ``H > ϑ`` (pass ``strict=True``), spikeforge at ``H >= ϑ``. ``backend`` as in
     :func:`if_multistep`. Returns ``(spikes [T, B, ...], v_final [B, ...])``.
     """
-    if not 0 <= decay <= 1:
-        raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
+    check_decay(decay)
 
     def charge(v: Tensor, x: Tensor) -> Tensor:
         return v_reset + (v - v_reset) * decay + x

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spikeforge.core.surrogate import default_alpha
+from spikeforge.core.surrogate import resolve_alpha
 
 __all__ = [
     "KINDS",
@@ -476,9 +476,7 @@ def fused_multistep(
     ``"decay_lif"`` (ignored for ``"if"``). ``v0``: ``None``, a number, or a tensor broadcastable
     to ``[B, ...]``. The caller validates the arguments and checks :func:`supports`.
     """
-    a = default_alpha(surrogate) if alpha is None else float(alpha)
-    if not a > 0:
-        raise ValueError(f"surrogate alpha must be positive, got {alpha}")
+    a = resolve_alpha(surrogate, alpha)
     shape = x_seq.shape[1:]
     v0_full: Tensor | None
     if v0 is None:

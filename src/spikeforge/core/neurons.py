@@ -37,9 +37,11 @@ from torch import Tensor, nn
 
 from spikeforge.core.functional import (
     BACKENDS,
-    RESETS,
     Backend,
     Reset,
+    check_decay,
+    check_reset_and_threshold,
+    check_tau,
     decay_lif_multistep,
     if_multistep,
     lif_multistep,
@@ -74,10 +76,7 @@ class _Neuron(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-        if reset not in RESETS:
-            raise ValueError(f"unknown reset {reset!r}; choose one of {list(RESETS)}")
-        if not threshold > 0:
-            raise ValueError(f"threshold must be positive, got {threshold}")
+        check_reset_and_threshold(reset, threshold)
         default_alpha(surrogate)  # validates the name
         if shape is not None and not learnable_init:
             raise ValueError(
@@ -261,8 +260,7 @@ class LIF(_Neuron):
         init_range: tuple[float, float] = (0.4, 0.6),
         backend: Backend = "auto",
     ) -> None:
-        if not tau >= 1:
-            raise ValueError(f"tau must be >= 1 (a time constant in steps), got {tau}")
+        check_tau(tau)
         super().__init__(
             threshold=threshold,
             reset=reset,
@@ -312,8 +310,7 @@ class DecayLIF(_Neuron):
         init_range: tuple[float, float] = (-0.2, 0.2),
         backend: Backend = "auto",
     ) -> None:
-        if not 0 <= decay <= 1:
-            raise ValueError(f"decay must be a factor in [0, 1], got {decay}")
+        check_decay(decay)
         super().__init__(
             threshold=threshold,
             reset=reset,

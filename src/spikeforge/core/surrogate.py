@@ -42,6 +42,7 @@ __all__ = [
     "TriangleSpike",
     "default_alpha",
     "heaviside",
+    "resolve_alpha",
     "spike",
 ]
 
@@ -153,6 +154,14 @@ def default_alpha(surrogate: str) -> float:
     return _lookup(surrogate)[1]
 
 
+def resolve_alpha(surrogate: str, alpha: float | None) -> float:
+    """The width ``alpha`` to use: the surrogate's default for ``None``; must be positive."""
+    a = default_alpha(surrogate) if alpha is None else float(alpha)
+    if not a > 0:
+        raise ValueError(f"surrogate alpha must be positive, got {alpha}")
+    return a
+
+
 def _lookup(surrogate: str) -> tuple[type[_SpikeFunction], float]:
     try:
         return SURROGATES[surrogate]
@@ -169,8 +178,5 @@ def spike(
 
     ``alpha=None`` takes the surrogate's default. ``strict=False`` fires at ``x >= 0``.
     """
-    fn, default = _lookup(surrogate)
-    a = default if alpha is None else float(alpha)
-    if not a > 0:
-        raise ValueError(f"surrogate alpha must be positive, got {alpha}")
-    return fn.apply(x, a, strict)
+    fn, _ = _lookup(surrogate)
+    return fn.apply(x, resolve_alpha(surrogate, alpha), strict)
