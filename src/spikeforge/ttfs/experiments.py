@@ -74,6 +74,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     return Dataset(name, *parts["train"], *parts["test"])
 
 
+def calibration_batches(x: Tensor, size: int = 2000) -> list[Tensor]:
+    """``x`` ``[N, ...]`` as float64 chunks of ``size`` samples (calibration data for
+    :func:`~spikeforge.ttfs.mapping.from_relu` without a float64 copy of the whole set)."""
+    return [chunk.double() for chunk in x.split(size)]
+
+
 def environment() -> dict:
     """Versions and thread count, recorded in every report."""
     return {
@@ -174,9 +180,7 @@ def run_mapping_experiment(
     model64 = copy.deepcopy(model).double().eval()
     x_test = dataset.x_test.double()
     reference = predictions_in_batches(model64, x_test)  # saved before any folding
-    calibration = [
-        dataset.x_train[i : i + 2000].double() for i in range(0, len(dataset.x_train), 2000)
-    ]
+    calibration = calibration_batches(dataset.x_train)
     results: dict[str, MappingEvaluation] = {}
     report: dict = {
         "dataset": dataset.name,
@@ -232,4 +236,11 @@ def run_demo(
     )
 
 
-__all__ = ["Dataset", "environment", "load_dataset", "run_demo", "run_mapping_experiment"]
+__all__ = [
+    "Dataset",
+    "calibration_batches",
+    "environment",
+    "load_dataset",
+    "run_demo",
+    "run_mapping_experiment",
+]

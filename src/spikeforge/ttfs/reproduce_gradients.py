@@ -80,7 +80,7 @@ from tqdm import tqdm
 import spikeforge
 from spikeforge.io import atomic_write, write_json
 from spikeforge.tables import format_table
-from spikeforge.ttfs.experiments import Dataset
+from spikeforge.ttfs.experiments import Dataset, calibration_batches
 from spikeforge.ttfs.fold import (
     WEIGHT_SUM_LOWER,
     WEIGHT_SUM_UPPER,
@@ -509,7 +509,7 @@ def _run_depth(
     in_features = int(np.prod(x_train.shape[1:]))
     classes = int(max(int(y_train.max()), int(y_test.max())) + 1)
     relu = glorot_mlp(in_features, width, depth, classes, torch.Generator().manual_seed(seed))
-    calibration = [x_train[i : i + 2000] for i in range(0, x_train.shape[0], 2000)]
+    calibration = calibration_batches(x_train)
     factors = weight_sum_factors(relu)
     x_probe = x_test[:probe_samples]
     x_grad, y_grad = x_train[:grad_samples], y_train[:grad_samples]

@@ -44,7 +44,7 @@ from spikeforge.metrics import accuracy, predictions_in_batches
 from spikeforge.models import fc2
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
-from spikeforge.ttfs.experiments import Dataset, environment
+from spikeforge.ttfs.experiments import Dataset, calibration_batches, environment
 from spikeforge.ttfs.hardware import (
     Hardware,
     evaluate_hardware,
@@ -192,7 +192,7 @@ def run_hardware_sweeps(
     relu_log = train_classifier(model, x_train, y_train, relu_cfg, out / "relu_checkpoint.pt")
     model.eval()
     relu_accuracy = accuracy(predictions_in_batches(model, x_test), y_test)
-    calibration = [x_train[i : i + 2000] for i in range(0, x_train.shape[0], 2000)]
+    calibration = calibration_batches(x_train)
     base = from_relu(model, calibration, neuron="b1")
     exact = evaluate_hardware(base, x_test, y_test)
     if weight_range is None:

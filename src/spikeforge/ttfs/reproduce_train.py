@@ -33,7 +33,7 @@ from spikeforge.models import ARCHITECTURES, fc2_p2, lenet5, vgg_small
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
 from spikeforge.ttfs.evaluate import evaluate_mapping
-from spikeforge.ttfs.experiments import Dataset, environment
+from spikeforge.ttfs.experiments import Dataset, calibration_batches, environment
 from spikeforge.ttfs.fold import Chain, canonicalize
 from spikeforge.ttfs.hardware import (
     Hardware,
@@ -218,10 +218,7 @@ def run_finetune(
     model64 = copy.deepcopy(model).double().eval()
     x_test = dataset.x_test.double()
     relu_logits = predictions_in_batches(model64, x_test)
-    calibration = [
-        dataset.x_train[i : i + 2000].double() for i in range(0, len(dataset.x_train), 2000)
-    ]
-    snn = from_relu(model64, calibration, neuron="b1")
+    snn = from_relu(model64, calibration_batches(dataset.x_train), neuron="b1")
     mapped = evaluate_mapping(snn, x_test, dataset.y_test, relu_logits, event_samples=0)
     report = {
         "mode": "finetune",
