@@ -68,6 +68,8 @@ WORKLOADS: dict[str, tuple[int, int, tuple[int, ...], bool]] = {
     "W3": (16, 256, (784,), False),
 }
 BASELINE = "relu-T"
+#: gain on the default initialisation of the layers feeding neurons (see :func:`_layers`)
+GAIN = 6.0
 
 #: A contender: ``factory(workload) -> step``; ``step()`` runs one forward (+ backward).
 Factory = Callable[[str], Callable[[], object]]
@@ -102,20 +104,49 @@ def _conv(act: Callable[[], nn.Module]) -> list[nn.Module]:
     ]
 
 
+def _scale_(layer: nn.Module, factor: float) -> None:
+    with torch.no_grad():
+        layer.weight.mul_(factor)  # type: ignore[operator]
+        layer.bias.mul_(factor)  # type: ignore[operator]
+
+
+def _layers(workload: str) -> list[nn.Module]:
+    """The workload's layers with ``nn.ReLU`` marking the neurons; the same weights every call.
+
+    The layers feeding a neuron have their default initialisation multiplied by :data:`GAIN`, so
+    that each LIF layer fires on 9-20 % of its neurons per step (as trained networks do; with
+    torch's default initialisation the second LIF layer would be silent).
+    """
+    torch.manual_seed(0)
+    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
+    for layer, following in zip(layers, layers[1:], strict=False):
+        if isinstance(following, nn.ReLU):
+            _scale_(layer, GAIN)
+    return layers
+
+
 def relu_net(workload: str) -> nn.Module:
     """The ReLU network of a workload, on ``[N, ...]`` samples."""
-    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
-    return nn.Sequential(*layers)
+    return nn.Sequential(*_layers(workload))
 
 
-def snn(workload: str, backend: str) -> nn.Module:
-    """The spiking network on ``[T, B, ...]``: stateless runs of layers between LIF neurons."""
-    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
+def snn(
+    workload: str, neuron: Callable[[], nn.Module], input_scale: float = 1.0
+) -> nn.Sequential:
+    """The spiking network on ``[T, B, ...]``: stateless runs of layers between neurons.
+
+    ``neuron()`` builds one multi-step neuron layer ``[T, B, ...] -> [T, B, ...]``. The weights
+    and bias of the layer feeding each neuron are multiplied by ``input_scale`` (exact for a
+    power of two): snnTorch's ``Leaky`` has no ``1/tau`` input scaling, so it gets it folded into
+    the weights and computes the same neuron.
+    """
     out: list[nn.Module] = []
     run: list[nn.Module] = []
-    for layer in layers:
+    for layer in _layers(workload):
         if isinstance(layer, nn.ReLU):
-            out += [MultiStep(*run), LIF(backend=backend)]  # type: ignore[arg-type]
+            if input_scale != 1.0:
+                _scale_(run[-1], input_scale)
+            out += [MultiStep(*run), neuron()]
             run = []
         else:
             run.append(layer)
@@ -147,16 +178,38 @@ def _input(workload: str, samples: tuple[int, ...]) -> Tensor:
     return torch.rand(*samples, *WORKLOADS[workload][2], generator=g)
 
 
+def _snn_step(workload: str, neuron: Callable[[], nn.Module], scale: float = 1.0):
+    t, b, _, train = WORKLOADS[workload]
+    net = snn(workload, neuron, scale).train(train)
+    return _step(net, _input(workload, (t, b)), train)
+
+
+# Every spiking contender computes the same LIF neuron (spec §2.2, SpikingJelly's form):
+# H[t] = V[t-1] + (X[t] - V[t-1]) / tau, tau = 2, spike S[t] = H[t] >= 1 (snnTorch and Norse
+# compare with >; ties have probability ~0 with these inputs, and the spike check counts them),
+# hard reset to zero V[t] = H[t] (1 - S[t]), V[0] = 0, no detach of the reset, an ATan-type
+# surrogate. The reset is the hard one because snnTorch's subtractive reset is a different neuron
+# when the potential stays above threshold after a reset (it subtracts before comparing).
+TAU, THRESHOLD = 2.0, 1.0
+NEURONS: dict[str, Callable[[], nn.Module]] = {}
+
+
+def _sf_neuron(backend: str) -> Callable[[], nn.Module]:
+    return lambda: LIF(tau=TAU, threshold=THRESHOLD, reset="zero", backend=backend)  # type: ignore[arg-type]
+
+
+NEURONS["sf-fused"] = _sf_neuron("fused")
+NEURONS["sf-reference"] = _sf_neuron("reference")
+
+
 @register("sf-fused")
 def _sf_fused(workload: str) -> Callable[[], object]:
-    t, b, _, train = WORKLOADS[workload]
-    return _step(snn(workload, "fused").train(train), _input(workload, (t, b)), train)
+    return _snn_step(workload, NEURONS["sf-fused"])
 
 
 @register("sf-reference")
 def _sf_reference(workload: str) -> Callable[[], object]:
-    t, b, _, train = WORKLOADS[workload]
-    return _step(snn(workload, "reference").train(train), _input(workload, (t, b)), train)
+    return _snn_step(workload, NEURONS["sf-reference"])
 
 
 @register("relu-T")
@@ -169,6 +222,130 @@ def _relu_t(workload: str) -> Callable[[], object]:
 def _relu_1(workload: str) -> Callable[[], object]:
     _, b, _, train = WORKLOADS[workload]
     return _step(relu_net(workload).train(train), _input(workload, (b,)), train)
+
+
+# --- peers (optional: ``make bench-peers`` installs them) ------------------------------------
+# Each peer runs its fastest idiomatic CPU path: stateless layers once on all T·B samples (as
+# above), the peer's own multi-step neuron in between, fresh state on every forward.
+
+
+class _SpikingJellyLIF(nn.Module):
+    """SpikingJelly ``LIFNode`` in multi-step mode (its CPU kernel), reset before each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron, surrogate
+
+        self.node = neuron.LIFNode(
+            tau=TAU, decay_input=True, v_threshold=THRESHOLD, v_reset=0.0,
+            surrogate_function=surrogate.ATan(), detach_reset=False, step_mode="m",
+        )  # fmt: skip
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        self.node.reset()
+        return self.node(x_seq)
+
+
+class _SnnTorchLIF(nn.Module):
+    """snnTorch ``Leaky`` (beta = 1 - 1/tau, the 1/tau input scale folded into the weights,
+    ``reset_delay=False`` so the reset acts at once, as above), stepped over ``unbind(0)``
+    with the membrane passed explicitly (no hidden state kept between calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch
+        from snntorch import surrogate
+
+        self.lif = snntorch.Leaky(
+            beta=1.0 - 1.0 / TAU, threshold=THRESHOLD, reset_mechanism="zero",
+            reset_delay=False, spike_grad=surrogate.atan(),
+        )  # fmt: skip
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        mem = torch.zeros_like(x_seq[0])
+        spikes = []
+        for x in x_seq.unbind(0):
+            spk, mem = self.lif(x, mem)
+            spikes.append(spk)
+        return torch.stack(spikes)
+
+
+class _NorseLIF(nn.Module):
+    """Norse ``LIFBoxCell`` (the current-free LIF: dv = dt/tau (v_leak - v + i), dt = 1) with
+    reset to ``v_reset = 0``, stepped over ``unbind(0)`` from a fresh state (what ``norse.SNN`` does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from norse.torch import LIFBoxCell, LIFBoxParameters
+        p = LIFBoxParameters(
+            tau_mem_inv=torch.tensor(1.0 / TAU), v_leak=torch.tensor(0.0),
+            v_th=torch.tensor(THRESHOLD), v_reset=torch.tensor(0.0), method="super",
+            alpha=torch.tensor(100.0),
+        )  # fmt: skip
+        self.cell = LIFBoxCell(p, dt=1.0)
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        state = None
+        spikes = []
+        for x in x_seq.unbind(0):
+            z, state = self.cell(x, state)
+            spikes.append(z)
+        return torch.stack(spikes)
+
+
+#: peer name -> (module to import, neuron factory, input scale folded into the weights)
+PEERS: dict[str, tuple[str, Callable[[], nn.Module], float]] = {
+    "spikingjelly": ("spikingjelly", _SpikingJellyLIF, 1.0),
+    "snntorch": ("snntorch", _SnnTorchLIF, 1.0 / TAU),
+    "norse": ("norse", _NorseLIF, 1.0),
+}
+
+
+def peer_version(name: str) -> str | None:
+    """The installed version of a peer, or ``None`` when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(PEERS[name][0])
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _register_peer(name: str) -> None:
+    _, neuron, scale = PEERS[name]
+    NEURONS[name] = neuron
+    register(name)(lambda workload: _snn_step(workload, neuron, scale))
+
+
+for _peer in PEERS:
+    _register_peer(_peer)
+
+
+def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
+    """Runs every spiking contender forward on the same input and weights and counts the spikes
+    of each neuron layer that differ from ``sf-reference`` (``{name: {"spikes", "differ"}}``)."""
+    t, b, _, _ = WORKLOADS[workload]
+    x = _input(workload, (t, b))
+    ref_name = "sf-reference"
+    record: dict[str, list[Tensor]] = {}
+    for name in [ref_name, *[n for n in names if n in NEURONS and n != ref_name]]:
+        scale = PEERS[name][2] if name in PEERS else 1.0
+        net = snn(workload, NEURONS[name], scale).eval()
+        spikes: list[Tensor] = []
+        for module in net:
+            if not isinstance(module, MultiStep):
+                module.register_forward_hook(lambda _m, _i, out, s=spikes: s.append(out.detach()))
+        with torch.no_grad():
+            net(x)
+        record[name] = spikes
+    ref = record[ref_name]
+    return {
+        name: {
+            "spikes": int(sum(s.sum().item() for s in got)),
+            "differ": int(sum((a != r).sum().item() for a, r in zip(got, ref, strict=True))),
+        }
+        for name, got in record.items()
+    }
 
 
 # --- measurement -----------------------------------------------------------------------------
@@ -266,14 +443,28 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
         raise SystemExit(f"unknown contenders {unknown}; known: {list(CONTENDERS)}")
+    versions = {n: peer_version(n) for n in names if n in PEERS}
+    missing = [n for n, v in versions.items() if v is None]
+    if missing:
+        print(f"note: peers not installed, skipped: {missing} (install: make bench-peers)")
+        names = [n for n in names if n not in missing]
     if "sf-fused" in names and not fused_kernels.is_available():
         print(f"note: fused kernels unavailable ({fused_kernels.unavailable_reason()})")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}, "
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
-    report: dict[str, object] = {"malloc": malloc, "threads": torch.get_num_threads()}
+    found = {n: v for n, v in versions.items() if v is not None}
+    if found:
+        print("peers: " + ", ".join(f"{n} {v}" for n, v in found.items()))
+    report: dict[str, object] = {
+        "malloc": malloc,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "peers": found,
+    }
     for workload in [w for w in args.workloads.split(",") if w]:
+        spikes = spike_check(workload, names)
         times = time_workload(workload, names, args.repeats)
         med = {n: statistics.median(v) for n, v in times.items()}
         mem = {} if args.no_memory else {n: measure_memory(workload, n, args) for n in names}
@@ -286,8 +477,15 @@ def main(argv: list[str] | None = None) -> int:
             line = f"  {n:14s} {med[n]:9.2f} ms  x{ratio:5.2f} of {BASELINE}  spread {spread:4.2f}"
             if n in mem:
                 line += f"  peak +{mem[n]['peak_growth_kib'] / 1024:7.1f} MiB"
+            if n in spikes:
+                line += f"  spikes {spikes[n]['spikes']} ({spikes[n]['differ']} differ)"
             print(line)
-        report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem}
+        peers = [n for n in names if n in PEERS]
+        if peers and "sf-fused" in med:
+            fastest = min(peers, key=med.__getitem__)
+            speedup = med[fastest] / med["sf-fused"]
+            print(f"  sf-fused is {speedup:.2f}x faster than the fastest peer ({fastest}), target 1.3x")
+        report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem, "spikes": spikes}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

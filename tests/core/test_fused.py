@@ -12,6 +12,7 @@ import torch
 
 from spikeforge.core import functional as F
 from spikeforge.core import fused
+from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.neurons import IF, LIF, DecayLIF
 
 needs_kernels = pytest.mark.skipif(
@@ -209,9 +210,8 @@ def test_reference_backend_and_unsupported_calls_never_take_the_fused_path(
 
 
 def test_env_var_disables_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        fused, "_state", {"lib": None, "tried": False, "reason": "", "seconds": None}
-    )
+    library = KernelLibrary("neurons", fused.LIBRARY.source, fused.LIBRARY.declare)
+    monkeypatch.setattr(fused, "LIBRARY", library)
     monkeypatch.setenv("SPIKEFORGE_NO_FUSED", "1")
     assert not fused.is_available()
     assert "SPIKEFORGE_NO_FUSED" in fused.unavailable_reason()

@@ -18,12 +18,9 @@ true division by ``τ``), so the forward (spikes, ``V[T]``) is bit-identical to 
 float32 and float64; gradients agree to rounding (the reference's autograd may add the same terms
 in another order).
 
-**Build.** The C++ source below is compiled once with the system C++ compiler
-(``$CXX`` or ``g++``; ``-O3 -fopenmp -ffp-contract=off``) into a shared library loaded with
-:mod:`ctypes` (no Python headers, no torch headers, no ninja: a build takes about a second). The
-library is cached under ``$SPIKEFORGE_KERNEL_CACHE`` or ``~/.cache/spikeforge/kernels``, keyed by
-a hash of the source, the flags, the compiler version and the CPU flags. OpenMP resolves to the
-``libgomp.so.1`` torch has already loaded, so both share one runtime.
+**Build.** The C++ source below is compiled once and cached by
+:class:`spikeforge.core.kernels.KernelLibrary` (``-O3 -fopenmp -ffp-contract=off``, loaded with
+:mod:`ctypes`).
 
 **Availability.** :func:`is_available` builds on first call and remembers the outcome. It is
 ``False`` when ``SPIKEFORGE_NO_FUSED=1``, on non-Linux platforms, without a compiler, or when
@@ -36,20 +33,12 @@ opaque call). The dispatch lives in :mod:`spikeforge.core.functional` (``backend
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.surrogate import resolve_alpha
 
 __all__ = [
@@ -272,56 +261,8 @@ int sf_abi_version() { return 1; }
 }
 """
 
-_FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-march=native", "-std=c++17"]
 
-_lock = threading.Lock()
-_state: dict[str, Any] = {"lib": None, "tried": False, "reason": "not built yet", "seconds": None}
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("SPIKEFORGE_KERNEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "spikeforge" / "kernels"
-
-
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
-    except OSError:
-        pass
-    return platform.processor() + platform.machine()
-
-
-def _build() -> ctypes.CDLL:
-    """Compile (or reuse the cached) shared library and declare its C signatures."""
-    cxx = os.environ.get("CXX", "g++")
-    version = subprocess.run(
-        [cxx, "--version"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    key = hashlib.sha256(
-        "\0".join([_SOURCE, " ".join(_FLAGS), version, _cpu_flags()]).encode()
-    ).hexdigest()[:20]
-    directory = _cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"spikeforge_neurons_{key}.so"
-    if not target.exists():
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            src = Path(tmp) / "neurons.cpp"
-            src.write_text(_SOURCE)
-            out = Path(tmp) / "neurons.so"
-            proc = subprocess.run(
-                [cxx, *_FLAGS, str(src), "-o", str(out)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(f"{cxx} failed:\n{proc.stderr[-2000:]}")
-            os.replace(out, target)  # atomic: concurrent builders race harmlessly
-        _state["seconds"] = time.perf_counter() - start
-    lib = ctypes.CDLL(str(target))
+def _declare(lib: ctypes.CDLL) -> None:
     p, i64, i32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
     for suffix in ("f32", "f64"):
         fwd = getattr(lib, f"sf_forward_{suffix}")
@@ -332,26 +273,13 @@ def _build() -> ctypes.CDLL:
         bwd.restype = None
     if lib.sf_abi_version() != 1:
         raise RuntimeError("stale kernel library (ABI mismatch)")
-    return lib
+
+
+LIBRARY = KernelLibrary("neurons", _SOURCE, _declare)
 
 
 def _library() -> ctypes.CDLL | None:
-    if _state["tried"]:
-        return _state["lib"]
-    with _lock:
-        if not _state["tried"]:
-            if os.environ.get("SPIKEFORGE_NO_FUSED", "") not in ("", "0"):
-                _state["reason"] = "disabled by SPIKEFORGE_NO_FUSED"
-            elif not sys.platform.startswith("linux"):
-                _state["reason"] = f"not built on {sys.platform} (Linux only for now)"
-            else:
-                try:
-                    _state["lib"] = _build()
-                    _state["reason"] = ""
-                except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
-                    _state["reason"] = f"kernel build failed: {type(e).__name__}: {e}"
-            _state["tried"] = True
-    return _state["lib"]
+    return LIBRARY.get()
 
 
 def is_available() -> bool:
@@ -361,13 +289,13 @@ def is_available() -> bool:
 
 def unavailable_reason() -> str:
     """Why :func:`is_available` is ``False`` (empty when it is ``True``)."""
-    _library()
-    return str(_state["reason"])
+    LIBRARY.get()
+    return LIBRARY.reason
 
 
 def build_seconds() -> float | None:
     """Seconds the compile took in this process (``None``: loaded from the cache / not built)."""
-    return _state["seconds"]
+    return LIBRARY.seconds
 
 
 def supports(x_seq: Tensor, v0: Tensor | float | None, threshold: Tensor | float) -> bool:
