@@ -8,6 +8,8 @@ Subcommands:
   SNNs trained from scratch beside the same-seed ReLU network, and fine-tuned after mapping;
 * ``spikeforge reproduce ttfs-gradients``: ReLU, B1 and alpha1 networks trained side by side;
 * ``spikeforge reproduce ttfs-hardware``: noise, quantisation and latency fine-tuning sweeps;
+* ``spikeforge reproduce imp``: IMP / LTS / TET (pattern mappings, per-step accuracy on digits,
+  LTS convergence, Fashion-MNIST conv SNN);
 * ``spikeforge data verify``: check the MNIST / Fashion-MNIST files and their checksums.
 """
 
@@ -15,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from spikeforge.data import DataCorruptError, DataNotFoundError
 
 REPRODUCE_DEFAULT_EPOCHS = {"fc2": 30, "lenet5": 15, "vgg-small": 10}
+# kept in step with spikeforge.multistep.imp (not imported here: the CLI imports lazily)
+IMP_EXPERIMENTS = ("patterns", "digits", "convergence", "fashion")
+IMP_LOSSES = ("sdt", "lts", "tet", "tet-s")
+IMP_FASHION_ARMS = ("sdt", "imp+sdt", "lts", "imp+lts")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -201,6 +207,47 @@ def _reproduce_ttfs_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_imp(args: argparse.Namespace) -> int:
+    from spikeforge.multistep.imp import run_imp_reproduction
+    from spikeforge.multistep.report import format_imp_tables
+
+    digits = {
+        "seeds": args.seeds,
+        "losses": args.losses,
+        "epochs": args.digits_epochs,
+        "batch_size": args.digits_batch_size,
+        "lr": args.digits_lr,
+    }
+    convergence = {
+        "width": args.convergence_width,
+        "epochs": args.convergence_epochs,
+        "seeds": args.convergence_seeds,
+        "samples": args.convergence_samples,
+    }
+    fashion = {
+        "arms": args.fashion_arms,
+        "data_dir": args.data_dir,
+        "train_samples": args.fashion_train_samples,
+        "test_samples": args.fashion_test_samples,
+        "epochs": args.fashion_epochs,
+        "batch_size": args.fashion_batch_size,
+        "neuron": args.fashion_neuron,
+        "seed": args.fashion_seed,
+    }
+    results = run_imp_reproduction(
+        args.out,
+        args.experiments,
+        digits=digits,
+        convergence=convergence,
+        fashion=fashion,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    print(format_imp_tables(results))
+    print(f"reports written to {args.out}/ (imp-*.json, imp-*.png, imp-tables.md)")
+    return 0
+
+
 def _data_verify(args: argparse.Namespace) -> int:
     from spikeforge.data import load_idx_dataset, resolve_data_dir
 
@@ -211,6 +258,32 @@ def _data_verify(args: argparse.Namespace) -> int:
             images, _ = load_idx_dataset(name, split, root)
             print(f"  {name:14s} {split:5s} {images.shape[0]:6d} images  checksums OK")
     return 0
+
+
+def _comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names from ``choices``, no repeats."""
+
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items or len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of distinct names from {', '.join(choices)}; "
+                f"got {text!r}"
+            )
+        return items
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser, name: str) -> None:
@@ -373,6 +446,56 @@ def build_parser() -> argparse.ArgumentParser:
     hardware.add_argument("--seed", type=int, default=0)
     hardware.add_argument("--quiet", action="store_true", help="no progress bars")
     hardware.set_defaults(run=_reproduce_ttfs_hardware)
+
+    imp = experiments.add_parser(
+        "imp",
+        help="IMP / LTS / TET: pattern mappings, per-step accuracy on digits, LTS convergence, "
+        "Fashion-MNIST conv SNN",
+    )
+    imp.add_argument("--out", default="reports/imp", help="report folder (default %(default)s)")
+    imp.add_argument(
+        "--experiments",
+        type=_comma_list(IMP_EXPERIMENTS),
+        default=list(IMP_EXPERIMENTS),
+        help=f"comma-separated subset of {','.join(IMP_EXPERIMENTS)} (default: all)",
+    )
+    imp.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
+    imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    dg = imp.add_argument_group("digits (per-time-step accuracy, spec 9.2)")
+    dg.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 (default 5)")
+    dg.add_argument(
+        "--losses",
+        type=_comma_list(IMP_LOSSES),
+        default=list(IMP_LOSSES),
+        help="comma-separated losses, each run with and without IMP (default: all four)",
+    )
+    dg.add_argument("--digits-epochs", type=_positive_int, default=30)
+    dg.add_argument("--digits-batch-size", type=_positive_int, default=64)
+    dg.add_argument("--digits-lr", type=float, default=2e-3)
+    cv = imp.add_argument_group("convergence (LTS on random data, spec 9.3)")
+    cv.add_argument("--convergence-width", type=_positive_int, default=256)
+    cv.add_argument("--convergence-epochs", type=_positive_int, default=300)
+    cv.add_argument("--convergence-seeds", type=_positive_int, default=3)
+    cv.add_argument("--convergence-samples", type=_positive_int, default=1024)
+    fm = imp.add_argument_group("fashion (Fashion-MNIST conv SNN, T = 4)")
+    fm.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/")
+    fm.add_argument(
+        "--fashion-arms",
+        type=_comma_list(IMP_FASHION_ARMS),
+        default=["sdt", "imp+lts"],
+        help=f"comma-separated subset of {','.join(IMP_FASHION_ARMS)} (default sdt,imp+lts)",
+    )
+    fm.add_argument(
+        "--fashion-train-samples", type=_positive_int, default=None, help="first N (all)"
+    )
+    fm.add_argument(
+        "--fashion-test-samples", type=_positive_int, default=None, help="first N (all)"
+    )
+    fm.add_argument("--fashion-epochs", type=_positive_int, default=2)
+    fm.add_argument("--fashion-batch-size", type=_positive_int, default=128)
+    fm.add_argument("--fashion-neuron", choices=["if", "lif"], default="if")
+    fm.add_argument("--fashion-seed", type=int, default=0)
+    imp.set_defaults(run=_reproduce_imp)
 
     data = sub.add_parser("data", help="data set utilities")
     data_sub = data.add_subparsers(dest="action", required=True)
