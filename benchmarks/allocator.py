@@ -7,6 +7,35 @@ import ctypes.util
 import sys
 
 
+def _mallopt(settings: tuple[tuple[int, int], ...]) -> bool | None:
+    """Apply glibc ``mallopt`` settings; ``None`` where there is no glibc ``mallopt``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def accounting_malloc() -> str:
+    """Make the resident set follow live memory, for peak-memory measurements.
+
+    Every allocation of 64 KiB or more becomes its own ``mmap`` (a fixed threshold also turns off
+    glibc's dynamic threshold, which otherwise moves with the sizes freed before) and is returned
+    to the OS when freed; the heap is trimmed above 128 KiB. The peak resident set of a step is
+    then the peak of its live tensors plus small fixed costs, the same for every contender,
+    instead of depending on which freed heap blocks happened to be reused.
+    """
+    ok = _mallopt(((M_MMAP_THRESHOLD, 64 << 10), (M_TRIM_THRESHOLD, 128 << 10), (M_TOP_PAD, 0)))
+    if ok is None:
+        return "default allocator (mallopt unavailable)"
+    return "glibc malloc: mmap every block >= 64 KiB" if ok else "mallopt failed"
+
+
 def tune_malloc() -> str:
     """Make glibc keep freed memory in the heap instead of returning it to the OS.
 
@@ -15,15 +44,11 @@ def tune_malloc() -> str:
     on a small VM) makes timings vary by 2x between processes, and hits the TTFS networks (more
     intermediate tensors) harder than the ReLU network. Returns a description for the report.
     """
-    if not sys.platform.startswith("linux"):
-        return "default allocator"
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    ok = _mallopt(
+        ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, 2**31 - 1), (M_TOP_PAD, 64 << 20))
+    )
+    if ok is None:
         return "default allocator (mallopt unavailable)"
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    settings = ((m_mmap_threshold, 1 << 30), (m_trim_threshold, 2**31 - 1), (m_top_pad, 64 << 20))
-    ok = all(mallopt(option, value) == 1 for option, value in settings)
     return (
         "glibc malloc: no mmap / trim for tensors" if ok else "mallopt failed (default allocator)"
     )

@@ -56,8 +56,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
+from allocator import accounting_malloc, tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.core import LIF, MultiStep
+from spikeforge.core.spike_linear import SpikeLinear
 from spikeforge.core import fused as fused_kernels
 
 TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
@@ -130,15 +131,28 @@ def relu_net(workload: str) -> nn.Module:
     return nn.Sequential(*_layers(workload))
 
 
+def _event_driven(layer: nn.Module) -> nn.Module:
+    """``nn.Linear`` -> :class:`SpikeLinear` with the same parameters (other layers as they are)."""
+    if type(layer) is not nn.Linear:
+        return layer
+    spiking = SpikeLinear(layer.in_features, layer.out_features)
+    spiking.load_state_dict(layer.state_dict())
+    return spiking
+
+
 def snn(
-    workload: str, neuron: Callable[[], nn.Module], input_scale: float = 1.0
+    workload: str,
+    neuron: Callable[[], nn.Module],
+    input_scale: float = 1.0,
+    event_driven: bool = False,
 ) -> nn.Sequential:
     """The spiking network on ``[T, B, ...]``: stateless runs of layers between neurons.
 
     ``neuron()`` builds one multi-step neuron layer ``[T, B, ...] -> [T, B, ...]``. The weights
     and bias of the layer feeding each neuron are multiplied by ``input_scale`` (exact for a
     power of two): snnTorch's ``Leaky`` has no ``1/tau`` input scaling, so it gets it folded into
-    the weights and computes the same neuron.
+    the weights and computes the same neuron. ``event_driven``: the linear layers fed by spikes
+    are :class:`spikeforge.core.SpikeLinear` (same parameters).
     """
     out: list[nn.Module] = []
     run: list[nn.Module] = []
@@ -149,7 +163,7 @@ def snn(
             out += [MultiStep(*run), neuron()]
             run = []
         else:
-            run.append(layer)
+            run.append(_event_driven(layer) if event_driven and out else layer)
     out.append(MultiStep(*run))
     return nn.Sequential(*out)
 
@@ -178,9 +192,11 @@ def _input(workload: str, samples: tuple[int, ...]) -> Tensor:
     return torch.rand(*samples, *WORKLOADS[workload][2], generator=g)
 
 
-def _snn_step(workload: str, neuron: Callable[[], nn.Module], scale: float = 1.0):
+def _snn_step(
+    workload: str, neuron: Callable[[], nn.Module], scale: float = 1.0, event_driven: bool = False
+) -> Callable[[], object]:
     t, b, _, train = WORKLOADS[workload]
-    net = snn(workload, neuron, scale).train(train)
+    net = snn(workload, neuron, scale, event_driven).train(train)
     return _step(net, _input(workload, (t, b)), train)
 
 
@@ -199,12 +215,20 @@ def _sf_neuron(backend: str) -> Callable[[], nn.Module]:
 
 
 NEURONS["sf-fused"] = _sf_neuron("fused")
+NEURONS["sf-fused-dense"] = _sf_neuron("fused")
 NEURONS["sf-reference"] = _sf_neuron("reference")
+#: contenders whose linear layers fed by spikes are event-driven (SpikeLinear)
+EVENT_DRIVEN = {"sf-fused"}
 
 
 @register("sf-fused")
 def _sf_fused(workload: str) -> Callable[[], object]:
-    return _snn_step(workload, NEURONS["sf-fused"])
+    return _snn_step(workload, NEURONS["sf-fused"], event_driven=True)
+
+
+@register("sf-fused-dense")
+def _sf_fused_dense(workload: str) -> Callable[[], object]:
+    return _snn_step(workload, NEURONS["sf-fused-dense"])
 
 
 @register("sf-reference")
@@ -277,6 +301,7 @@ class _NorseLIF(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         from norse.torch import LIFBoxCell, LIFBoxParameters
+
         p = LIFBoxParameters(
             tau_mem_inv=torch.tensor(1.0 / TAU), v_leak=torch.tensor(0.0),
             v_th=torch.tensor(THRESHOLD), v_reset=torch.tensor(0.0), method="super",
@@ -330,7 +355,7 @@ def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
     record: dict[str, list[Tensor]] = {}
     for name in [ref_name, *[n for n in names if n in NEURONS and n != ref_name]]:
         scale = PEERS[name][2] if name in PEERS else 1.0
-        net = snn(workload, NEURONS[name], scale).eval()
+        net = snn(workload, NEURONS[name], scale, name in EVENT_DRIVEN).eval()
         spikes: list[Tensor] = []
         for module in net:
             if not isinstance(module, MultiStep):
@@ -396,7 +421,7 @@ def _peak_growth_kib(step: Callable[[], object]) -> int:
 def memory_child(workload: str, name: str, threads: int | None, malloc: bool) -> dict[str, int]:
     """Runs in a fresh process (see the module docstring); returns KiB figures."""
     if malloc:
-        tune_malloc()
+        accounting_malloc()
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -484,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
         if peers and "sf-fused" in med:
             fastest = min(peers, key=med.__getitem__)
             speedup = med[fastest] / med["sf-fused"]
-            print(f"  sf-fused is {speedup:.2f}x faster than the fastest peer ({fastest}), target 1.3x")
+            print(
+                f"  sf-fused is {speedup:.2f}x faster than the fastest peer ({fastest}), target 1.3x"
+            )
         report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem, "spikes": spikes}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -46,6 +46,7 @@ from spikeforge.core.functional import (
     if_multistep,
     lif_multistep,
 )
+from spikeforge.core.fused import spike_saving_hooks
 from spikeforge.core.surrogate import default_alpha
 
 __all__ = ["IF", "LIF", "DecayLIF", "MultiStep", "param_groups"]
@@ -339,6 +340,11 @@ class MultiStep(nn.Module):
     ``MultiStep(nn.Conv2d(2, 8, 3), nn.BatchNorm2d(8))`` runs the layers on
     ``x_seq.flatten(0, 1)`` (``[T·B, ...]``, so BatchNorm statistics pool over time and batch)
     and restores ``[T, B, ...]``. Only for layers without state across time.
+
+    When ``x_seq`` comes straight from a neuron on the fused path, the layers keep no copy of the
+    spikes for backward: they are recomputed from the neuron's saved potential
+    (:func:`spikeforge.core.fused.spike_saving_hooks`), so a spiking layer costs BPTT one saved
+    tensor (``H``), as a ReLU layer does (its output).
     """
 
     def __init__(self, *layers: nn.Module) -> None:
@@ -352,7 +358,12 @@ class MultiStep(nn.Module):
         if x_seq.dim() < 2:
             raise ValueError(f"expected a time-first input [T, B, ...], got {list(x_seq.shape)}")
         t, b = x_seq.shape[0], x_seq.shape[1]
-        y = self.layer(x_seq.flatten(0, 1))
+        hooks = spike_saving_hooks(x_seq)
+        if hooks is None:
+            y = self.layer(x_seq.flatten(0, 1))
+        else:
+            with torch.autograd.graph.saved_tensors_hooks(*hooks):
+                y = self.layer(x_seq.flatten(0, 1))
         return y.unflatten(0, (t, b))
 
 
