@@ -46,7 +46,7 @@ __all__ = [
     "build_seconds",
     "fused_multistep",
     "is_available",
-    "spike_saving_hooks",
+    "spike_source",
     "supports",
     "unavailable_reason",
 ]
@@ -385,52 +385,20 @@ class _FusedNeuron(torch.autograd.Function):
         return g_x, g_v0, None
 
 
-class _SpikesFromH:
-    """A saved tensor that is (a view of) a fused neuron's spike output, kept as a reference to
-    the pre-spike potential ``H`` the neuron saves anyway: unpacking recomputes ``H >= ϑ``."""
-
-    __slots__ = ("node", "offset", "shape", "stride")
-
-    def __init__(self, node: Any, view: Tensor) -> None:
-        self.node = node
-        self.shape, self.stride, self.offset = view.shape, view.stride(), view.storage_offset()
-
-    def unpack(self) -> Tensor:
-        (h,) = self.node.saved_tensors
-        thr, strict = self.node.cfg[2], self.node.cfg[5]
-        spikes = (h > thr if strict else h >= thr).to(h.dtype)
-        return spikes.as_strided(self.shape, self.stride, self.offset)
-
-
-def spike_saving_hooks(x_seq: Tensor) -> tuple[Any, Any] | None:
-    """``(pack, unpack)`` for :class:`torch.autograd.graph.saved_tensors_hooks` when ``x_seq`` is
-    the spike output of a fused neuron that saved ``H`` for backward, else ``None``.
-
-    Layers that save their spike input for backward (a convolution or a linear layer, for the
-    weight gradient) then keep no copy of it: the spikes are recomputed bit for bit from ``H``
-    when the backward needs them (before the neuron's own backward frees ``H``). This removes one
-    activation-sized tensor per spiking layer from the memory BPTT holds.
-    """
+def spike_source(x_seq: Tensor) -> Any | None:
+    """The autograd node of the fused neuron whose spike output ``x_seq`` is, if that neuron
+    saved its pre-spike potential ``H`` for backward; else ``None``. ``node.saved_tensors``
+    is ``(H,)`` (until the neuron's backward frees it) and ``node.cfg[2], node.cfg[5]`` are the
+    threshold and the strict flag: the spikes are ``H > ϑ`` if strict else ``H >= ϑ``."""
     node = x_seq.grad_fn
     if (
-        not isinstance(node, _FusedNeuron._backward_cls)  # type: ignore[attr-defined]
-        or x_seq.output_nr != 0
-        or x_seq._base is not None
-        or not torch.is_grad_enabled()
+        isinstance(node, _FusedNeuron._backward_cls)  # type: ignore[attr-defined]
+        and x_seq.output_nr == 0
+        and x_seq._base is None
+        and x_seq.is_contiguous()
     ):
-        return None
-    # The saved variables keep both hooks alive: the closure must not hold x_seq itself.
-    storage, dtype, device = x_seq.untyped_storage().data_ptr(), x_seq.dtype, x_seq.device
-
-    def pack(t: Tensor) -> Any:
-        if t.dtype == dtype and t.device == device and t.untyped_storage().data_ptr() == storage:
-            return _SpikesFromH(node, t)
-        return t
-
-    def unpack(packed: Any) -> Tensor:
-        return packed.unpack() if isinstance(packed, _SpikesFromH) else packed
-
-    return pack, unpack
+        return node
+    return None
 
 
 def fused_multistep(

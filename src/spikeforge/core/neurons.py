@@ -46,7 +46,8 @@ from spikeforge.core.functional import (
     if_multistep,
     lif_multistep,
 )
-from spikeforge.core.fused import spike_saving_hooks
+from spikeforge.core.fused import spike_source
+from spikeforge.core.spike_saving import apply_to_spikes
 from spikeforge.core.surrogate import default_alpha
 
 __all__ = ["IF", "LIF", "DecayLIF", "MultiStep", "param_groups"]
@@ -342,9 +343,9 @@ class MultiStep(nn.Module):
     and restores ``[T, B, ...]``. Only for layers without state across time.
 
     When ``x_seq`` comes straight from a neuron on the fused path, the layers keep no copy of the
-    spikes for backward: they are recomputed from the neuron's saved potential
-    (:func:`spikeforge.core.fused.spike_saving_hooks`), so a spiking layer costs BPTT one saved
-    tensor (``H``), as a ReLU layer does (its output).
+    spikes for backward: they are recomputed from the neuron's saved potential, and a leading
+    convolution runs its backward in chunks (:mod:`spikeforge.core.spike_saving`), so a spiking
+    layer costs BPTT one saved tensor (``H``), as a ReLU layer does (its output).
     """
 
     def __init__(self, *layers: nn.Module) -> None:
@@ -358,12 +359,13 @@ class MultiStep(nn.Module):
         if x_seq.dim() < 2:
             raise ValueError(f"expected a time-first input [T, B, ...], got {list(x_seq.shape)}")
         t, b = x_seq.shape[0], x_seq.shape[1]
-        hooks = spike_saving_hooks(x_seq)
-        if hooks is None:
+        compiling = torch.compiler.is_compiling()  # the fused path is never traced
+        node = spike_source(x_seq) if torch.is_grad_enabled() and not compiling else None
+        if node is None:
             y = self.layer(x_seq.flatten(0, 1))
         else:
-            with torch.autograd.graph.saved_tensors_hooks(*hooks):
-                y = self.layer(x_seq.flatten(0, 1))
+            layers = list(self.layer) if type(self.layer) is nn.Sequential else [self.layer]
+            y = apply_to_spikes(layers, x_seq.flatten(0, 1), node)
         return y.unflatten(0, (t, b))
 
 
