@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SPIKEFORGE_DATA ?= $(abspath ../shared/data)
 export SPIKEFORGE_DATA
 
-.PHONY: demo test lint bench reproduce clean
+.PHONY: demo test lint bench bench-peers reproduce clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,15 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed bench-peers
 	$(BIN)/python benchmarks/ttfs_inference.py
 	$(BIN)/python benchmarks/ttfs_training.py
+	$(BIN)/python benchmarks/neurons.py --json reports/bench-neurons.json
+
+# The `bench` extra's pins, without their dependencies (see pyproject.toml).
+bench-peers: $(BIN)/.installed
+	$(BIN)/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))" > $(VENV)/bench-peers.txt
+	$(BIN)/pip install -q --no-deps -r $(VENV)/bench-peers.txt
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info src/*.egg-info

@@ -43,6 +43,7 @@ Run: ``python benchmarks/neurons.py [--repeats 20] [--workloads W1,W2,W3] [--jso
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -58,8 +59,8 @@ from torch import Tensor, nn
 
 from allocator import accounting_malloc, tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.core import LIF, MultiStep
-from spikeforge.core.spike_linear import SpikeLinear
 from spikeforge.core import fused as fused_kernels
+from spikeforge.core.spike_linear import SpikeLinear
 
 TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
 #: workload -> (T, batch, input shape per sample, train)
@@ -120,7 +121,7 @@ def _layers(workload: str) -> list[nn.Module]:
     """
     torch.manual_seed(0)
     layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
-    for layer, following in zip(layers, layers[1:], strict=False):
+    for layer, following in itertools.pairwise(layers):
         if isinstance(following, nn.ReLU):
             _scale_(layer, GAIN)
     return layers
@@ -296,7 +297,7 @@ class _SnnTorchLIF(nn.Module):
 
 class _NorseLIF(nn.Module):
     """Norse ``LIFBoxCell`` (the current-free LIF: dv = dt/tau (v_leak - v + i), dt = 1) with
-    reset to ``v_reset = 0``, stepped over ``unbind(0)`` from a fresh state (what ``norse.SNN`` does)."""
+    reset to ``v_reset = 0``, stepped over ``unbind(0)`` from a fresh state (as ``norse.SNN``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -347,20 +348,21 @@ for _peer in PEERS:
 
 
 def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
-    """Runs every spiking contender forward on the same input and weights and counts the spikes
-    of each neuron layer that differ from ``sf-reference`` (``{name: {"spikes", "differ"}}``)."""
-    t, b, _, _ = WORKLOADS[workload]
+    """Runs every spiking contender forward on the same input and weights (as timed: training
+    mode with autograd recording for W1 / W2) and counts the spikes of each neuron layer that
+    differ from ``sf-reference`` (``{name: {"spikes", "differ"}}``)."""
+    t, b, _, train = WORKLOADS[workload]
     x = _input(workload, (t, b))
     ref_name = "sf-reference"
     record: dict[str, list[Tensor]] = {}
     for name in [ref_name, *[n for n in names if n in NEURONS and n != ref_name]]:
         scale = PEERS[name][2] if name in PEERS else 1.0
-        net = snn(workload, NEURONS[name], scale, name in EVENT_DRIVEN).eval()
+        net = snn(workload, NEURONS[name], scale, name in EVENT_DRIVEN).train(train)
         spikes: list[Tensor] = []
         for module in net:
             if not isinstance(module, MultiStep):
                 module.register_forward_hook(lambda _m, _i, out, s=spikes: s.append(out.detach()))
-        with torch.no_grad():
+        with torch.set_grad_enabled(train):
             net(x)
         record[name] = spikes
     ref = record[ref_name]
@@ -509,9 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         if peers and "sf-fused" in med:
             fastest = min(peers, key=med.__getitem__)
             speedup = med[fastest] / med["sf-fused"]
-            print(
-                f"  sf-fused is {speedup:.2f}x faster than the fastest peer ({fastest}), target 1.3x"
-            )
+            print(f"  sf-fused: {speedup:.2f}x faster than the fastest peer {fastest} (goal 1.3)")
         report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem, "spikes": spikes}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -7,10 +7,15 @@
 * :mod:`~spikeforge.core.neurons`: ``IF``, ``LIF``, ``DecayLIF`` modules without hidden state,
   learnable initial membrane potential, :func:`~spikeforge.core.neurons.param_groups`, and the
   ``MultiStep`` wrapper for stateless layers.
+* :mod:`~spikeforge.core.fused`: the compiled whole-sequence CPU path of the neurons;
+  :mod:`~spikeforge.core.spike_saving`: layers fed by its spikes keep no copy of them for BPTT.
+* :mod:`~spikeforge.core.spike_linear`: ``SpikeLinear``, an event-driven ``nn.Linear`` for spike
+  inputs (adds the weights of the inputs that spiked).
 """
 
 from spikeforge.core.functional import decay_lif_multistep, if_multistep, lif_multistep
 from spikeforge.core.neurons import IF, LIF, DecayLIF, MultiStep, param_groups
+from spikeforge.core.spike_linear import SpikeLinear, spike_linear
 from spikeforge.core.surrogate import SURROGATES, heaviside, spike
 
 __all__ = [
@@ -19,10 +24,12 @@ __all__ = [
     "SURROGATES",
     "DecayLIF",
     "MultiStep",
+    "SpikeLinear",
     "decay_lif_multistep",
     "heaviside",
     "if_multistep",
     "lif_multistep",
     "param_groups",
     "spike",
+    "spike_linear",
 ]
