@@ -15,7 +15,7 @@
 
 from spikeforge.core.functional import decay_lif_multistep, if_multistep, lif_multistep
 from spikeforge.core.neurons import IF, LIF, DecayLIF, MultiStep, param_groups
-from spikeforge.core.spike_linear import SpikeLinear, spike_linear
+from spikeforge.core.spike_linear import SpikeLinear
 from spikeforge.core.surrogate import SURROGATES, heaviside, spike
 
 __all__ = [
@@ -31,5 +31,4 @@ __all__ = [
     "lif_multistep",
     "param_groups",
     "spike",
-    "spike_linear",
 ]
