@@ -130,12 +130,18 @@ def spike_saving(node: Any, x: Tensor) -> Iterator[None]:
     """Within the block, tensors saved in ``x``'s memory are packed as references to ``H``.
 
     ``node``: :func:`spikeforge.core.fused.spike_source` of the spikes ``x`` came from (``x`` is
-    that tensor or a view of it). The pack hook keeps no reference to ``x``.
+    that tensor or a view of it). The pack hook keeps no reference to ``x``; a tensor changed in
+    place since (its version counter moved) is saved as usual.
     """
-    storage, dtype, device = x.untyped_storage().data_ptr(), x.dtype, x.device
+    storage, dtype, device, version = x.untyped_storage().data_ptr(), x.dtype, x.device, x._version
 
     def pack(t: Tensor) -> Any:
-        if t.dtype == dtype and t.device == device and t.untyped_storage().data_ptr() == storage:
+        if (
+            t.dtype == dtype
+            and t.device == device
+            and t.untyped_storage().data_ptr() == storage
+            and t._version == version  # not changed in place (e.g. an in-place dropout)
+        ):
             return SpikesFromH(node, t)
         return t
 
