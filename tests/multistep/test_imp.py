@@ -135,3 +135,12 @@ def test_bad_arguments(tmp_path) -> None:
         run_digits_experiment(tmp_path, losses=("sdt", "hinge"))
     with pytest.raises(ValueError, match="classes"):
         run_convergence_experiment(tmp_path, classes=1)
+
+
+def test_tables_keep_the_other_experiments_of_the_folder(tmp_path) -> None:
+    run_imp_reproduction(tmp_path, ["patterns"], progress=False)
+    tiny = {"width": 8, "epochs": 2, "seeds": 1, "samples": 32}
+    results = run_imp_reproduction(tmp_path, ["convergence"], convergence=tiny, progress=False)
+    assert list(results) == ["convergence"]
+    text = (tmp_path / "imp-tables.md").read_text()
+    assert text.index("## Pattern mappings") < text.index("## LTS convergence")

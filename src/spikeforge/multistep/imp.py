@@ -32,6 +32,7 @@ comparisons are paired. Nothing is tuned to the test sets: the settings are the 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import statistics
 import sys
@@ -691,7 +692,10 @@ def run_imp_reproduction(
 ) -> dict[str, dict[str, Any]]:
     """Run the selected ``experiments`` (names from :data:`EXPERIMENTS`, in that order) with the
     keyword arguments ``digits`` / ``convergence`` / ``fashion`` for their ``run_*_experiment``
-    functions, write ``imp-tables.md`` (every table of the run) and return the results by name.
+    functions, write ``imp-tables.md`` and return the results of this run by name.
+    ``imp-tables.md`` holds the tables of this run's experiments and of every other
+    ``imp-<name>.json`` already in ``out_dir`` (the last run of each experiment there), so a
+    run of one experiment does not drop the others' tables.
     ``threads``: torch intra-op threads during the run (restored afterwards; ``None``: leave
     them)."""
     from spikeforge.io import atomic_write
@@ -728,6 +732,11 @@ def run_imp_reproduction(
                 results[name] = run_fashion_experiment(out, progress=progress, **(fashion or {}))
     finally:
         torch.set_num_threads(before)
-    text = format_imp_tables(results) + "\n"
+    tables = dict(results)
+    for name in EXPERIMENTS:
+        saved = out / f"imp-{name}.json"
+        if name not in tables and saved.exists():
+            tables[name] = json.loads(saved.read_text())
+    text = format_imp_tables({n: tables[n] for n in EXPERIMENTS if n in tables}) + "\n"
     atomic_write(out / "imp-tables.md", lambda fh: fh.write(text.encode()))
     return results
