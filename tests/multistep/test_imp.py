@@ -114,10 +114,11 @@ def test_fashion_tiny(tmp_path) -> None:
     lts = r["arms"]["imp+lts"]
     assert lts["readout_accuracy"] == lts["per_step"][-1] and len(lts["per_step"]) == 4
     assert [len(s) for s in [lts["imp_stats"]]] == [2] and r["arms"]["sdt"]["imp_stats"] == []
-    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert ckpts == ["fashion-imp-lts-if-n256-T4.pt", "fashion-sdt-if-n256-T4.pt"]
     again = run_fashion_experiment(tmp_path, arms=["sdt", "imp+lts"], progress=False, **kw)
     assert again["arms"]["imp+lts"]["per_step"] == lts["per_step"]  # resumed, not retrained
+    assert again["arms"]["imp+lts"]["train_seconds"] >= lts["train_seconds"]  # time carried
     with pytest.raises(ValueError, match="SDT or LTS"):
         run_fashion_experiment(tmp_path, arms=["tet"], progress=False, **kw)
 

@@ -575,7 +575,9 @@ def run_fashion_experiment(
     readout (``CE(mean_t O[t])`` for SDT, ``CE(O[T])`` for LTS), then evaluated at every time
     step on the first ``test_samples`` test images (``None``: all 10,000). With
     ``checkpoints``, each arm's training state is saved after every epoch under
-    ``out_dir/checkpoints/`` and a rerun resumes. Writes ``imp-fashion.json``."""
+    ``out_dir/checkpoints/`` and a rerun resumes; ``train_seconds`` then adds up the training
+    time of every run (kept in a ``.seconds.json`` beside the checkpoint). Writes
+    ``imp-fashion.json``."""
     from spikeforge.training import TrainConfig, train_classifier
     from spikeforge.ttfs.experiments import load_dataset
 
@@ -636,6 +638,10 @@ def run_fashion_experiment(
         def forward(m: torch.nn.Module, xb: Tensor, mode: str = mode) -> tuple[Tensor, None, None]:
             return readout(m(xb), mode), None, None  # type: ignore[arg-type]
 
+        earlier = 0.0  # training seconds of earlier runs that this one resumes
+        timing = None if ckpt is None else ckpt.with_suffix(".seconds.json")
+        if ckpt is not None and timing is not None and ckpt.exists() and timing.exists():
+            earlier = float(json.loads(timing.read_text())["train_seconds"])
         t0 = time.perf_counter()
         log = train_classifier(
             model,
@@ -646,7 +652,9 @@ def run_fashion_experiment(
             forward=forward,
             desc=f"fashion-mnist {_arm_label(imp, loss)}",
         )
-        train_s = time.perf_counter() - t0
+        train_s = earlier + time.perf_counter() - t0
+        if timing is not None:
+            write_json(timing, {"train_seconds": round(train_s, 1)})
         t0 = time.perf_counter()
         acc = per_step_accuracy(model, data.x_test, data.y_test, batch_size=500)
         results_arms[key] = {
