@@ -284,8 +284,8 @@ def plot_convergence(results: dict[str, Any], path: str | os.PathLike[str]) -> P
 
 
 def plot_fashion(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Test accuracy of ``O[t]`` per time step for every arm (lines), with each arm's readout
-    accuracy as a marker at the right."""
+    """Test accuracy of ``O[t]`` per time step for every arm (lines; solid with IMP, dashed
+    without), with each arm's readout accuracy as a star at the right."""
     arms = results["arms"]
     fig = Figure(figsize=(5.0, 3.4), layout="constrained")
     ax = fig.subplots()
@@ -308,7 +308,7 @@ def plot_fashion(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_xticks([*t, steps + 1], [*(f"O[{k}]" for k in t), "readout"])
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, handlelength=3.5)
     cfg = results["config"]
     ax.set_title(
         f"Fashion-MNIST conv SNN, {cfg['train_samples']} images x {cfg['epochs']} epochs",
