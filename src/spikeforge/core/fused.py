@@ -176,6 +176,16 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
     }
 }
 
+// The spikes again from the saved pre-spike potential: s = (h >= thr) or (h > thr), one pass.
+template <typename T>
+void spikes_from_h(const T* h, T* s, int64_t n, T thr, int strict, int nthreads) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        const T d = h[i] - thr;
+        s[i] = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+    }
+}
+
 template <typename T, int KIND>
 void forward_k(const T* x, const T* v0, T* s, T* h, T* vf, int64_t steps, int64_t m, T p, T thr,
                T vr, int reset, int strict, int nt) {
@@ -255,6 +265,9 @@ extern "C" {
                            int nt) {                                                           \
         backward_any<T>(h, gs, gvt, gx, gv0, steps, m, kind, T(p), T(thr), T(vr), reset,      \
                         strict, detach, sg, alpha, nt);                                     \
+    }                                                                                          \
+    void sf_spikes_##SUF(const T* h, T* s, int64_t n, double thr, int strict, int nt) {        \
+        spikes_from_h<T>(h, s, n, T(thr), strict, nt);                                         \
     }
 SF_EXPORT(f32, float)
 SF_EXPORT(f64, double)
@@ -272,6 +285,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         bwd = getattr(lib, f"sf_backward_{suffix}")
         bwd.argtypes = [p, p, p, p, p, i64, i64, i32, f64, f64, f64, i32, i32, i32, i32, f64, i32]
         bwd.restype = None
+        spikes = getattr(lib, f"sf_spikes_{suffix}")
+        spikes.argtypes = [p, p, i64, f64, i32, i32]
+        spikes.restype = None
     if lib.sf_abi_version() != 1:
         raise RuntimeError("stale kernel library (ABI mismatch)")
 
@@ -383,6 +399,19 @@ class _FusedNeuron(torch.autograd.Function):
             torch.get_num_threads(),
         )
         return g_x, g_v0, None
+
+
+def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
+    """``(h > ϑ)`` if strict else ``(h >= ϑ)``, in ``h``'s dtype, in one pass (``h`` contiguous,
+    CPU, float32 / float64): the spikes of a fused neuron recomputed from its saved ``H``."""
+    lib = _library()
+    if lib is None or h.dtype not in _DTYPES or not h.is_contiguous() or h.device.type != "cpu":
+        return (h > threshold if strict else h >= threshold).to(h.dtype)
+    out = torch.empty_like(h)
+    getattr(lib, f"sf_spikes_{_DTYPES[h.dtype]}")(
+        h.data_ptr(), out.data_ptr(), h.numel(), threshold, int(strict), torch.get_num_threads()
+    )
+    return out
 
 
 def spike_source(x_seq: Tensor) -> Any | None:

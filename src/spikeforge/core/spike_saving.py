@@ -11,7 +11,7 @@ input comes straight from a fused neuron:
   (:class:`SpikesFromH`) and recomputed bit for bit when the backward needs it;
 * a leading ``nn.Conv1d/2d/3d`` (zero padding) takes :class:`_SpikeConv`: the usual forward, and
   a backward that recomputes the spikes and runs the convolution's backward **in chunks of
-  samples** (``chunk_bytes`` of spikes each, default 16 MiB), so neither the spikes nor the
+  samples** (:data:`CHUNK_BYTES` of spikes each, 32 MiB), so neither the spikes nor the
   convolution's internal work buffers exist for the whole batch at once.
 
 A spiking layer then holds one tensor across BPTT (``H``), as a ReLU layer does (its output), and
@@ -30,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.core.fused import spikes_from_h
+
 __all__ = ["CHUNK_BYTES", "SpikesFromH", "spike_saving"]
 
 #: bytes of spikes recomputed per chunk in the backward of a convolution fed by spikes
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 32 << 20
 
 
 class SpikesFromH:
@@ -46,8 +48,7 @@ class SpikesFromH:
         self.shape, self.stride, self.offset = view.shape, view.stride(), view.storage_offset()
 
     def _compare(self, h: Tensor) -> Tensor:
-        thr, strict = self.node.cfg[2], self.node.cfg[5]
-        return (h > thr if strict else h >= thr).to(h.dtype)
+        return spikes_from_h(h, self.node.cfg[2], self.node.cfg[5])
 
     def unpack(self) -> Tensor:
         """The spikes of the view (a fresh tensor)."""
