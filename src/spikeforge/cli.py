@@ -42,8 +42,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _reproduce_ttfs_mapping(args: argparse.Namespace) -> int:
+    from spikeforge.data import load_dataset
     from spikeforge.training import TrainConfig
-    from spikeforge.ttfs.experiments import load_dataset, run_mapping_experiment
+    from spikeforge.ttfs.experiments import run_mapping_experiment
 
     dataset = load_dataset(args.dataset, args.data_dir).subset(
         args.train_samples, args.test_samples
@@ -70,8 +71,8 @@ def _reproduce_ttfs_mapping(args: argparse.Namespace) -> int:
 
 
 def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
+    from spikeforge.data import load_dataset
     from spikeforge.training import TrainConfig
-    from spikeforge.ttfs.experiments import load_dataset
     from spikeforge.ttfs.hardware import Hardware
     from spikeforge.ttfs.reproduce_train import (
         Recipe,
@@ -151,7 +152,7 @@ def _reproduce_ttfs_train(args: argparse.Namespace) -> int:
 
 
 def _reproduce_ttfs_gradients(args: argparse.Namespace) -> int:
-    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.data import load_dataset
     from spikeforge.ttfs.reproduce_gradients import (
         format_gradient_tables,
         run_gradient_experiment,
@@ -178,7 +179,7 @@ def _reproduce_ttfs_gradients(args: argparse.Namespace) -> int:
 
 
 def _reproduce_ttfs_hardware(args: argparse.Namespace) -> int:
-    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.data import load_dataset
     from spikeforge.ttfs.reproduce_hardware import format_hardware_tables, run_hardware_sweeps
 
     dataset = load_dataset(args.dataset, args.data_dir).subset(None, args.test_samples)

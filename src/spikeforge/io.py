@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import platform
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +63,15 @@ def load_torch(path: str | os.PathLike[str]) -> Any:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def environment() -> dict[str, Any]:
+    """Versions and thread count, recorded in every report."""
+    import spikeforge  # here: the package imports this module
+
+    return {
+        "spikeforge": spikeforge.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }

@@ -408,7 +408,7 @@ def test_finetune_keeps_windows_fixed_under_budgets(relu, digits) -> None:
 
 
 def test_hardware_sweeps_on_a_small_mnist_subset(tmp_path) -> None:
-    from spikeforge.ttfs.experiments import load_dataset
+    from spikeforge.data import load_dataset
     from spikeforge.ttfs.reproduce_hardware import format_hardware_tables, run_hardware_sweeps
 
     try:

@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
+from spikeforge.data import load_dataset
 from spikeforge.ttfs import from_relu
 from spikeforge.ttfs import reproduce_gradients as rg
-from spikeforge.ttfs.experiments import load_dataset
 
 PNGS = ("parameter_distance.png", "gradient_norms.png", "accuracy.png")
 DEPTHS = (2, 3)

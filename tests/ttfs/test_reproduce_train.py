@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from spikeforge.data import DataNotFoundError
+from spikeforge.data import DataNotFoundError, load_dataset
 from spikeforge.training import TrainConfig
-from spikeforge.ttfs.experiments import load_dataset
 from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.reproduce_train import (
     Recipe,

@@ -2,9 +2,11 @@
 
 Layouts: IDX loaders return ``uint8`` images ``[N, 28, 28]`` and ``int64`` labels ``[N]``;
 :func:`load_digits_split` returns ``float64`` images ``[N, 1, 8, 8]`` in ``[0, 1]``;
-:func:`to_unit_float` produces batch-first ``[N, 1, H, W]`` tensors in ``[0, 1]``.
+:func:`to_unit_float` produces batch-first ``[N, 1, H, W]`` tensors in ``[0, 1]``;
+:func:`load_dataset` gives a :class:`Dataset` of such tensors by name.
 """
 
+from spikeforge.data.datasets import Dataset, load_dataset
 from spikeforge.data.digits import DIGITS_MAX_VALUE, DigitsSplit, load_digits_split
 from spikeforge.data.errors import DataCorruptError, DataNotFoundError
 from spikeforge.data.idx import (
@@ -27,7 +29,9 @@ __all__ = [
     "SPLITS",
     "DataCorruptError",
     "DataNotFoundError",
+    "Dataset",
     "DigitsSplit",
+    "load_dataset",
     "load_digits_split",
     "load_fashion_mnist",
     "load_idx_dataset",

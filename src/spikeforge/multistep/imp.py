@@ -47,6 +47,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spikeforge.core import fused
+from spikeforge.io import environment as base_environment
 from spikeforge.io import write_json
 from spikeforge.losses import readout
 from spikeforge.multistep.nets import conv_snn, if_mlp, imp_parameters
@@ -84,9 +85,7 @@ DIGITS_SAMPLES = 1797
 
 def environment() -> dict[str, Any]:
     """Versions, thread count and the neuron backend, recorded in every report."""
-    from spikeforge.ttfs.experiments import environment as base
-
-    return base() | {
+    return base_environment() | {
         "fused_kernel": fused.is_available(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
@@ -578,8 +577,8 @@ def run_fashion_experiment(
     ``out_dir/checkpoints/`` and a rerun resumes; ``train_seconds`` then adds up the training
     time of every run (kept in a ``.seconds.json`` beside the checkpoint). Writes
     ``imp-fashion.json``."""
+    from spikeforge.data import load_dataset
     from spikeforge.training import TrainConfig, train_classifier
-    from spikeforge.ttfs.experiments import load_dataset
 
     parsed = parse_arms(arms)
     for _imp, loss in parsed:

@@ -5,18 +5,16 @@ evaluates closed form and event simulation, and writes a report folder (metrics 
 from __future__ import annotations
 
 import copy
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-import spikeforge
-from spikeforge.data import load_digits_split, load_idx_dataset, to_unit_float
-from spikeforge.io import write_json
+from spikeforge.data.datasets import Dataset, load_dataset
+from spikeforge.io import environment, write_json
 from spikeforge.metrics import predictions_in_batches
 from spikeforge.models import ARCHITECTURES
 from spikeforge.tables import format_table
@@ -34,60 +32,10 @@ PAPER_ANCHORS = {
 }
 
 
-@dataclass
-class Dataset:
-    """Images ``[N, 1, H, W]`` float32 in [0, 1] and int64 labels ``[N]``."""
-
-    name: str
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-
-    def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
-        """The first ``train`` training and ``test`` test samples (``None``: all)."""
-        return Dataset(
-            self.name,
-            self.x_train[:train],
-            self.y_train[:train],
-            self.x_test[:test],
-            self.y_test[:test],
-        )
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """``"digits"`` (sklearn, bundled), ``"mnist"`` or ``"fashion-mnist"`` (IDX files from the
-    data directory, checksums verified)."""
-    if name == "digits":
-        split = load_digits_split()
-        return Dataset(
-            name,
-            torch.from_numpy(split.x_train).float(),
-            torch.from_numpy(split.y_train),
-            torch.from_numpy(split.x_test).float(),
-            torch.from_numpy(split.y_test),
-        )
-    parts = {}
-    for part in ("train", "test"):
-        images, labels = load_idx_dataset(name, part, data_dir)
-        parts[part] = (to_unit_float(images, 255.0, torch.float32), torch.from_numpy(labels))
-    return Dataset(name, *parts["train"], *parts["test"])
-
-
 def calibration_batches(x: Tensor, size: int = 2000) -> list[Tensor]:
     """``x`` ``[N, ...]`` as float64 chunks of ``size`` samples (calibration data for
     :func:`~spikeforge.ttfs.mapping.from_relu` without a float64 copy of the whole set)."""
     return [chunk.double() for chunk in x.split(size)]
-
-
-def environment() -> dict:
-    """Versions and thread count, recorded in every report."""
-    return {
-        "spikeforge": spikeforge.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-    }
 
 
 def _layer_names(net: TTFSNetwork) -> list[str]:

@@ -78,9 +78,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 import spikeforge
+from spikeforge.data import Dataset
 from spikeforge.io import atomic_write, write_json
 from spikeforge.tables import format_table
-from spikeforge.ttfs.experiments import Dataset, calibration_batches
+from spikeforge.ttfs.experiments import calibration_batches
 from spikeforge.ttfs.fold import (
     WEIGHT_SUM_LOWER,
     WEIGHT_SUM_UPPER,

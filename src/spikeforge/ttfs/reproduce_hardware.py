@@ -39,12 +39,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeforge.io import write_json
+from spikeforge.data import Dataset
+from spikeforge.io import environment, write_json
 from spikeforge.metrics import accuracy, predictions_in_batches
 from spikeforge.models import fc2
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
-from spikeforge.ttfs.experiments import Dataset, calibration_batches, environment
+from spikeforge.ttfs.experiments import calibration_batches
 from spikeforge.ttfs.hardware import (
     Hardware,
     evaluate_hardware,

@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spikeforge.io import write_json
+from spikeforge.data import Dataset
+from spikeforge.io import environment, write_json
 from spikeforge.metrics import accuracy, max_abs_difference, predictions_in_batches
 from spikeforge.models import ARCHITECTURES, fc2_p2, lenet5, vgg_small
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
 from spikeforge.ttfs.evaluate import evaluate_mapping
-from spikeforge.ttfs.experiments import Dataset, calibration_batches, environment
+from spikeforge.ttfs.experiments import calibration_batches
 from spikeforge.ttfs.fold import Chain, canonicalize
 from spikeforge.ttfs.hardware import (
     Hardware,
