@@ -20,11 +20,14 @@ needs_kernels = pytest.mark.skipif(
 )
 
 # (function, extra kwargs). τ and the decay factor are powers of two, so with dyadic inputs the
-# potentials are exact and H lands exactly on the threshold often (the strict/non-strict case).
+# potentials are exact and H lands exactly on the threshold often (the strict/non-strict case);
+# the kernels multiply by 1/τ then. τ = 3 and 1.5 take their division path.
 KINDS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "if": (F.if_multistep, {}),
     "lif": (F.lif_multistep, {"tau": 2.0}),
     "lif_nodecay_input": (F.lif_multistep, {"tau": 4.0, "decay_input": False}),
+    "lif_tau3": (F.lif_multistep, {"tau": 3.0}),
+    "lif_nodecay_input_tau1.5": (F.lif_multistep, {"tau": 1.5, "decay_input": False}),
     "decay_lif": (F.decay_lif_multistep, {"decay": 0.25}),
 }
 SURROGATES = ("atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle")

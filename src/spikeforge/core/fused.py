@@ -33,6 +33,7 @@ opaque call). The dispatch lives in :mod:`spikeforge.core.functional` (``backend
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import torch
@@ -73,6 +74,8 @@ inline T charge(T v, T x, T p, T vr) {
     if (KIND == 0) return v + x;                       // IF
     if (KIND == 1) return v + (x - (v - vr)) / p;      // LIF, decay_input (p = tau)
     if (KIND == 2) return v - (v - vr) / p + x;        // LIF, no input decay (p = tau)
+    if (KIND == 4) return v + (x - (v - vr)) * p;      // LIF 1 with p = 1/tau exact
+    if (KIND == 5) return v - (v - vr) * p + x;        // LIF 2 with p = 1/tau exact
     return vr + (v - vr) * p + x;                      // decay-factor LIF (p = decay)
 }
 
@@ -131,7 +134,8 @@ inline T surrogate(T d, double alpha) {
 
 // kind enters the backward only through dH/dV[t-1] and dH/dX[t]:
 // LEAK 0: gx = gh, gv = gh (IF); 1: gx = gh / p, gv = gh - gh / p (LIF, decay_input);
-// 2: gx = gh, gv = gh - gh / p (LIF, no input decay); 3: gx = gh, gv = gh * p (decay-factor).
+// 2: gx = gh, gv = gh - gh / p (LIF, no input decay); 3: gx = gh, gv = gh * p (decay-factor);
+// 4, 5: as 1, 2 with p = 1/tau (a power of two) multiplied instead of tau divided.
 template <typename T, int KIND, int RESET, int SG>
 void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t steps, int64_t m,
               T p, T thr, T vr, int strict, int detach, double alpha, int nthreads) {
@@ -167,6 +171,8 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
                 if (KIND == 0) { gx = gh; gvn = gh; }
                 else if (KIND == 1) { gx = gh / p; gvn = gh + (-gx); }
                 else if (KIND == 2) { gx = gh; gvn = gh + (-(gh / p)); }
+                else if (KIND == 4) { gx = gh * p; gvn = gh + (-gx); }
+                else if (KIND == 5) { gx = gh; gvn = gh + (-(gh * p)); }
                 else { gx = gh; gvn = gh * p; }
                 if (gxt) gxt[i] = gx;
                 gv[i] = gvn;
@@ -201,6 +207,8 @@ void forward_any(const T* x, const T* v0, T* s, T* h, T* vf, int64_t steps, int6
         case 0: forward_k<T, 0>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
         case 1: forward_k<T, 1>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
         case 2: forward_k<T, 2>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
+        case 4: forward_k<T, 4>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
+        case 5: forward_k<T, 5>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt); break;
         default: forward_k<T, 3>(x, v0, s, h, vf, steps, m, p, thr, vr, reset, strict, nt);
     }
 }
@@ -244,6 +252,8 @@ void backward_any(const T* h, const T* gs, const T* gvt, T* gx, T* gv0, int64_t 
         case 0: SF_K(0); break;
         case 1: SF_K(1); break;
         case 2: SF_K(2); break;
+        case 4: SF_K(4); break;
+        case 5: SF_K(5); break;
         default: SF_K(3);
     }
 #undef SF_K
@@ -465,9 +475,14 @@ def fused_multistep(
             ) from None
     else:
         v0_full = x_seq.new_full(shape, float(v0))
+    code, param = KINDS[kind], float(param)
+    if code in (1, 2) and math.frexp(param)[0] == 0.5:
+        # tau a power of two: multiplying by 1/tau (exact) rounds exactly as dividing by tau,
+        # and is much cheaper in vector code
+        code, param = code + 3, 1.0 / param
     cfg = (
-        KINDS[kind],
-        float(param),
+        code,
+        param,
         float(threshold),
         float(v_reset),
         _RESETS[reset],
