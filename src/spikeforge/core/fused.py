@@ -64,10 +64,20 @@ _SOURCE = r"""
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
+#include <vector>
 
 namespace {
 
-constexpr int64_t CHUNK = 512;  // neurons per block: the running potential stays in L1
+// Neurons per block: one block's running potential (at most 64 Ki values) stays in L2 while
+// its time loop streams x, s, h; long contiguous runs per time step keep the memory streams
+// fast (512-neuron blocks ran at half the bandwidth). Blocks shrink so every thread gets one.
+constexpr int64_t MAX_CHUNK = 65536;
+
+inline int64_t chunk_size(int64_t m, int nthreads) {
+    int64_t c = (m + nthreads - 1) / std::max(nthreads, 1);
+    c = (c + 63) / 64 * 64;
+    return std::max<int64_t>(64, std::min<int64_t>(c, MAX_CHUNK));
+}
 
 template <typename T, int KIND>
 inline T charge(T v, T x, T p, T vr) {
@@ -82,12 +92,16 @@ inline T charge(T v, T x, T p, T vr) {
 template <typename T, int KIND, int RESET>
 void forward(const T* x, const T* v0, T* s, T* h_out, T* v_final, int64_t steps, int64_t m,
              T p, T thr, T vr, int strict, int nthreads) {
-    const int64_t blocks = (m + CHUNK - 1) / CHUNK;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+    const int64_t chunk = chunk_size(m, nthreads);
+    const int64_t blocks = (m + chunk - 1) / chunk;
+#pragma omp parallel num_threads(nthreads)
+    {
+    std::vector<T> vbuf(chunk);
+    T* __restrict v = vbuf.data();
+#pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * CHUNK;
-        const int64_t n = std::min(CHUNK, m - i0);
-        T v[CHUNK];
+        const int64_t i0 = blk * chunk;
+        const int64_t n = std::min(chunk, m - i0);
         for (int64_t i = 0; i < n; ++i) v[i] = v0 ? v0[i0 + i] : T(0);
         for (int64_t t = 0; t < steps; ++t) {
             const T* xt = x + t * m + i0;
@@ -105,6 +119,7 @@ void forward(const T* x, const T* v0, T* s, T* h_out, T* v_final, int64_t steps,
             }
         }
         for (int64_t i = 0; i < n; ++i) v_final[i0 + i] = v[i];
+    }
     }
 }
 
@@ -139,12 +154,16 @@ inline T surrogate(T d, double alpha) {
 template <typename T, int KIND, int RESET, int SG>
 void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t steps, int64_t m,
               T p, T thr, T vr, int strict, int detach, double alpha, int nthreads) {
-    const int64_t blocks = (m + CHUNK - 1) / CHUNK;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+    const int64_t chunk = chunk_size(m, nthreads);
+    const int64_t blocks = (m + chunk - 1) / chunk;
+#pragma omp parallel num_threads(nthreads)
+    {
+    std::vector<T> gvbuf(chunk);
+    T* __restrict gv = gvbuf.data();
+#pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t i0 = blk * CHUNK;
-        const int64_t n = std::min(CHUNK, m - i0);
-        T gv[CHUNK];
+        const int64_t i0 = blk * chunk;
+        const int64_t n = std::min(chunk, m - i0);
         for (int64_t i = 0; i < n; ++i) gv[i] = g_vt ? g_vt[i0 + i] : T(0);
         for (int64_t t = steps - 1; t >= 0; --t) {
             const T* ht = h + t * m + i0;
@@ -179,6 +198,7 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
             }
         }
         if (g_v0) for (int64_t i = 0; i < n; ++i) g_v0[i0 + i] = gv[i];
+    }
     }
 }
 
