@@ -85,34 +85,35 @@ class _SpikeConv(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         conv, spikes = ctx.conv, ctx.spikes
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = ctx.has_bias and ctx.needs_input_grad[2]
         n = spikes.shape[0]
         per_sample = max(1, spikes.shape.numel() // max(n, 1) * weight.element_size())
         step = max(1, CHUNK_BYTES // per_sample)
+        g = g.contiguous()
         g_x = torch.empty(spikes.shape, dtype=weight.dtype) if need_x else None
         g_w = torch.zeros_like(weight) if need_w else None
-        if need_x or need_w:
-            for lo in range(0, n, step):
-                hi = min(n, lo + step)
-                gx, gw, _ = torch.ops.aten.convolution_backward(
-                    g[lo:hi].contiguous(),
-                    spikes.rows(lo, hi),
-                    weight,
-                    None,
-                    list(conv.stride),
-                    list(conv.padding),
-                    list(conv.dilation),
-                    False,
-                    [0] * len(conv.stride),
-                    conv.groups,
-                    [need_x, need_w, False],
-                )
-                if g_x is not None:
-                    g_x[lo:hi] = gx
-                if g_w is not None:
-                    g_w += gw
-        g_b = None
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            g_b = g.sum([d for d in range(g.dim()) if d != 1])
+        g_b = weight.new_zeros(weight.shape[0]) if need_b else None
+        for lo in range(0, n, step) if need_x or need_w or need_b else ():
+            hi = min(n, lo + step)
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                g[lo:hi],
+                spikes.rows(lo, hi),
+                weight,
+                [weight.shape[0]] if need_b else None,
+                list(conv.stride),
+                list(conv.padding),
+                list(conv.dilation),
+                False,
+                [0] * len(conv.stride),
+                conv.groups,
+                [need_x, need_w, need_b],
+            )
+            if g_x is not None:
+                g_x[lo:hi] = gx
+            if g_w is not None:
+                g_w += gw
+            if g_b is not None:
+                g_b += gb
         return g_x, g_w, g_b, None, None
 
 
