@@ -10,8 +10,9 @@ one custom :class:`torch.autograd.Function` whose forward and backward time loop
   ``H [T, B, ...]``: the only tensor saved for backward (``S`` is recomputed as ``H >= ϑ``, the
   reset and leak factors are constants);
 * **backward** walks time backwards with ``dL/dV`` held in registers, recomputes the surrogate
-  derivative from ``H`` and writes ``dL/dX [T, B, ...]`` and ``dL/dV[0] [B, ...]`` (autograd sums
-  the latter to the shape of a broadcast initial potential).
+  derivative from ``H`` and writes ``dL/dX [T, B, ...]`` (over ``H`` itself unless the graph is
+  kept for another backward) and ``dL/dV[0] [B, ...]`` (autograd sums the latter to the shape of
+  a broadcast initial potential).
 
 The arithmetic is written as the reference writes it (same operation order, no FMA contraction,
 true division by ``τ``), so the forward (spikes, ``V[T]``) is bit-identical to the reference in
@@ -169,6 +170,9 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
             const T* ht = h + t * m + i0;
             const T* gst = g_s ? g_s + t * m + i0 : nullptr;
             T* gxt = g_x ? g_x + t * m + i0 : nullptr;
+            // g_x may be h itself (written in place, index by index): no dependency between
+            // iterations either way
+#pragma GCC ivdep
             for (int64_t i = 0; i < n; ++i) {
                 const T hv = ht[i];
                 const T d = hv - thr;
@@ -356,6 +360,14 @@ def supports(x_seq: Tensor, v0: Tensor | float | None, threshold: Tensor | float
     return not torch.compiler.is_compiling()
 
 
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph`` / ``create_graph``)."""
+    try:
+        return bool(torch._C._autograd._get_current_graph_task_keep_graph())
+    except (AttributeError, RuntimeError):  # private API: assume the graph is kept
+        return True
+
+
 class _FusedNeuron(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] | None, cfg) -> (spikes [T, B, ...], v_final [B, ...])``."""
 
@@ -407,7 +419,11 @@ class _FusedNeuron(torch.autograd.Function):
         kind, p, thr, vr, reset, strict, detach, sg, alpha = ctx.cfg
         gs = None if g_spikes is None else g_spikes.to(h.dtype).contiguous()
         gvt = None if g_vfinal is None else g_vfinal.to(h.dtype).contiguous()
-        g_x = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+        g_x = None
+        if ctx.needs_input_grad[0]:
+            # H is dead after this backward unless the graph is kept: dL/dX overwrites it (no
+            # new activation-sized buffer; the writes hit the lines just read)
+            g_x = torch.empty_like(h) if _graph_kept() else h
         g_v0 = torch.empty(h.shape[1:], dtype=h.dtype) if ctx.needs_input_grad[1] else None
         getattr(lib, f"sf_backward_{_DTYPES[h.dtype]}")(
             h.data_ptr(),
