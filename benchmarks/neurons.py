@@ -9,10 +9,19 @@ Workloads (time-first inputs ``[T, B, ...]``, float32, CPU):
   backward; target 1.15x, and peak memory growth no more than the ReLU baseline.
 * **W3**: W1 inference (``torch.inference_mode``), batch 256; target 1.1x.
 
-Contenders (a registry: :data:`CONTENDERS`, add peers with :func:`register`):
+Every spiking contender computes the same neuron on the same weights and inputs (LIF, tau 2,
+threshold 1, hard reset to 0; see ``TAU`` below) and is checked to fire the same spikes as
+``sf-reference`` before timing (:func:`spike_check`). The layers feeding a neuron have their
+default initialisation scaled by :data:`GAIN` so that both LIF layers fire.
 
-* ``sf-fused`` / ``sf-reference``: the spikeforge network with the neurons'
-  ``backend="fused"`` / ``"reference"``; stateless layers run once on ``x.flatten(0, 1)``;
+Contenders (a registry: :data:`CONTENDERS`, add more with :func:`register`):
+
+* ``sf-fused``: spikeforge's fast path: fused neurons, :class:`SpikeLinear` for the linear layers
+  fed by spikes, the spike-saving ``MultiStep``; ``sf-fused-dense``: the same with ``nn.Linear``;
+  ``sf-reference``: the plain-torch neurons. Stateless layers run once on ``x.flatten(0, 1)``;
+* ``spikingjelly`` / ``snntorch`` / ``norse``: the peers (:data:`PEERS`, installed by
+  ``make bench-peers``; skipped with a note when missing), each on its fastest idiomatic CPU
+  path with the same stateless-layer folding;
 * ``relu-T``: the same network with ReLU instead of the neurons, run on all ``T·B`` samples as
   one batched call (the baseline of the targets);
 * ``relu-1``: the ReLU network run once on ``B`` samples (the cost of one time step).
@@ -23,21 +32,22 @@ repeat (so load drift hits them alike) and the median over ``--repeats`` is repo
 **Memory**: each contender runs in a fresh subprocess (``--memory-child``): the network and the
 input are built, then one step is run and its peak memory is the growth of the resident-set high
 water mark over the resident set just before it (``peak_growth_kib``: live activations, saved
-tensors, gradients and temporaries of one step, plus the same lazy one-off allocations, such as
-thread stacks, for every contender). On Linux the high-water mark is ``VmHWM`` of
+tensors, gradients and temporaries of one step). On Linux the high-water mark is ``VmHWM`` of
 ``/proc/self/status``, reset before the step by writing ``5`` to ``/proc/self/clear_refs``
-(``ru_maxrss`` is unusable here: the kernel carries the parent's peak across ``fork``/``exec``,
-so a child of a large benchmark process starts with the parent's peak); where that is not
-available, the growth of ``ru_maxrss``. A second step is measured the same way
-(``second_kib``). Torch's CPU allocator is plain ``malloc``, so the resident set is what a step
-really touched.
+(``ru_maxrss`` is unusable here: the kernel carries the parent's peak across ``fork``/``exec``);
+elsewhere, the growth of ``ru_maxrss``. A second step is measured the same way
+(``second_kib``). Torch's CPU allocator is plain ``malloc``; the memory children set glibc to
+map every block of 64 KiB or more on its own and to trim the heap
+(:func:`allocator.accounting_malloc`), so the resident set follows live memory and the figure is
+the same from run to run (with heap reuse it moved by up to 90 MiB).
 
-**Allocator**: glibc ``mallopt`` in every process (this one and each memory child) before any
-tensor is allocated: ``M_MMAP_THRESHOLD = 1 GiB``, ``M_TRIM_THRESHOLD = 2^31 - 1``,
-``M_TOP_PAD = 64 MiB`` (large tensors come from the heap instead of fresh ``mmap`` pages that
-fault in on every call), identically for every contender; ``--default-malloc`` turns it off.
+**Allocator** for the timings: glibc ``mallopt`` in this process before any tensor is allocated:
+``M_MMAP_THRESHOLD = 1 GiB``, ``M_TRIM_THRESHOLD = 2^31 - 1``, ``M_TOP_PAD = 64 MiB`` (large
+tensors come from the heap instead of fresh ``mmap`` pages that fault in on every call),
+identically for every contender; ``--default-malloc`` turns both settings off.
 
-Run: ``python benchmarks/neurons.py [--repeats 20] [--workloads W1,W2,W3] [--json out.json]``.
+Run: ``python benchmarks/neurons.py [--repeats 20] [--threads 2] [--workloads W1,W2,W3]
+[--contenders ...] [--json out.json]``.
 """
 
 from __future__ import annotations
