@@ -15,9 +15,11 @@ one custom :class:`torch.autograd.Function` whose forward and backward time loop
   a broadcast initial potential).
 
 The arithmetic is written as the reference writes it (same operation order, no FMA contraction,
-true division by ``τ``), so the forward (spikes, ``V[T]``) is bit-identical to the reference in
-float32 and float64; gradients agree to rounding (the reference's autograd may add the same terms
-in another order).
+true division by ``τ``, or multiplication by ``1/τ`` when ``τ`` is a power of two, which rounds
+identically), so the forward (spikes, ``V[T]``) is bit-identical to the reference in float32 and
+float64; gradients agree to rounding (the reference's autograd may add the same terms in another
+order). A block holds up to 64 Ki neurons (at least one block per thread): each time step then
+streams long contiguous runs of ``X``, ``S`` and ``H``.
 
 **Build.** The C++ source below is compiled once and cached by
 :class:`spikeforge.core.kernels.KernelLibrary` (``-O3 -fopenmp -ffp-contract=off``, loaded with
