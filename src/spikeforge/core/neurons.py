@@ -364,7 +364,9 @@ class MultiStep(nn.Module):
         if node is None:
             y = self.layer(x_seq.flatten(0, 1))
         else:
-            layers = list(self.layer) if type(self.layer) is nn.Sequential else [self.layer]
+            hooked = self.layer._forward_hooks or self.layer._forward_pre_hooks
+            unpack = type(self.layer) is nn.Sequential and not hooked  # keep the Sequential's hooks
+            layers = list(self.layer) if unpack else [self.layer]
             y = apply_to_spikes(layers, x_seq.flatten(0, 1), node)
         return y.unflatten(0, (t, b))
 
