@@ -105,8 +105,9 @@ def _use_fused(
     return True
 
 
-def _initial_potential(x_seq: Tensor, v0: Tensor | float | None) -> Tensor:
-    """``V[0]`` as a ``[B, ...]`` tensor (a broadcast view of ``v0``, so gradients reach it)."""
+def _broadcast_v0(x_seq: Tensor, v0: Tensor | float | None) -> Tensor | None:
+    """Checks ``x_seq [T, B, ...]`` and returns ``V[0]`` as a ``[B, ...]`` tensor (a broadcast
+    view of a tensor ``v0``, so gradients reach it), or ``None`` for zeros."""
     if x_seq.dim() < 2:
         raise ValueError(
             f"expected a time-first input [T, B, ...] with at least 2 dims, got {list(x_seq.shape)}"
@@ -115,7 +116,7 @@ def _initial_potential(x_seq: Tensor, v0: Tensor | float | None) -> Tensor:
         raise ValueError("the input has no time steps (T = 0)")
     shape = x_seq.shape[1:]
     if v0 is None:
-        return x_seq.new_zeros(shape)
+        return None
     if not isinstance(v0, Tensor):
         return x_seq.new_full(shape, float(v0))
     try:
@@ -163,11 +164,11 @@ def _run(
     param: float,
 ) -> tuple[Tensor, Tensor]:
     check_reset_and_threshold(reset, threshold)
-    if _use_fused(backend, x_seq, v0, threshold):
-        _initial_potential(x_seq, v0)  # same validation and error messages as the reference
+    v_init = _broadcast_v0(x_seq, v0)
+    if _use_fused(backend, x_seq, v_init, threshold):
         return fused.fused_multistep(
             x_seq,
-            v0,
+            v_init,
             kind=kind,
             param=param,
             threshold=float(threshold),
@@ -178,7 +179,7 @@ def _run(
             alpha=alpha,
             strict=strict,
         )
-    v = _initial_potential(x_seq, v0)
+    v = x_seq.new_zeros(x_seq.shape[1:]) if v_init is None else v_init
     spikes = []
     for x in x_seq.unbind(0):
         h = charge(v, x)

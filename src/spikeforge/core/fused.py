@@ -480,7 +480,7 @@ def spike_source(x_seq: Tensor) -> Any | None:
 
 def fused_multistep(
     x_seq: Tensor,
-    v0: Tensor | float | None,
+    v0: Tensor | None,
     *,
     kind: str,
     param: float,
@@ -495,24 +495,11 @@ def fused_multistep(
     """Fused ``(spikes [T, B, ...], v_final [B, ...])`` for ``x_seq [T, B, ...]``.
 
     ``kind`` is a key of :data:`KINDS`; ``param`` is ``τ`` for the LIF kinds, the decay factor for
-    ``"decay_lif"`` (ignored for ``"if"``). ``v0``: ``None``, a number, or a tensor broadcastable
-    to ``[B, ...]``. The caller validates the arguments and checks :func:`supports`.
+    ``"decay_lif"`` (ignored for ``"if"``). ``v0``: ``None`` (zeros) or a tensor of shape
+    ``[B, ...]`` (a broadcast view is fine). The caller (:mod:`spikeforge.core.functional`)
+    validates the arguments, broadcasts ``v0`` and checks :func:`supports`.
     """
     a = resolve_alpha(surrogate, alpha)
-    shape = x_seq.shape[1:]
-    v0_full: Tensor | None
-    if v0 is None:
-        v0_full = None
-    elif isinstance(v0, Tensor):
-        try:
-            v0_full = v0.to(x_seq.dtype).expand(shape)
-        except RuntimeError:
-            raise ValueError(
-                f"initial potential of shape {list(v0.shape)} does not broadcast to the "
-                f"per-step shape [B, ...] = {list(shape)} of an input {list(x_seq.shape)}"
-            ) from None
-    else:
-        v0_full = x_seq.new_full(shape, float(v0))
     code, param = KINDS[kind], float(param)
     if code in (1, 2) and math.frexp(param)[0] == 0.5:
         # tau a power of two: multiplying by 1/tau (exact) rounds exactly as dividing by tau,
@@ -529,5 +516,5 @@ def fused_multistep(
         _SURROGATES[surrogate],
         a,
     )
-    spikes, v_final = _FusedNeuron.apply(x_seq, v0_full, cfg)
+    spikes, v_final = _FusedNeuron.apply(x_seq, v0, cfg)
     return spikes, v_final
