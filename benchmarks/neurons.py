@@ -62,6 +62,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -203,14 +204,6 @@ def _input(workload: str, samples: tuple[int, ...]) -> Tensor:
     return torch.rand(*samples, *WORKLOADS[workload][2], generator=g)
 
 
-def _snn_step(
-    workload: str, neuron: Callable[[], nn.Module], scale: float = 1.0, event_driven: bool = False
-) -> Callable[[], object]:
-    t, b, _, train = WORKLOADS[workload]
-    net = snn(workload, neuron, scale, event_driven).train(train)
-    return _step(net, _input(workload, (t, b)), train)
-
-
 # Every spiking contender computes the same LIF neuron (spec §2.2, SpikingJelly's form):
 # H[t] = V[t-1] + (X[t] - V[t-1]) / tau, tau = 2, spike S[t] = H[t] >= 1 (snnTorch and Norse
 # compare with >; ties have probability ~0 with these inputs, and the spike check counts them),
@@ -218,33 +211,28 @@ def _snn_step(
 # surrogate. The reset is the hard one because snnTorch's subtractive reset is a different neuron
 # when the potential stays above threshold after a reset (it subtracts before comparing).
 TAU, THRESHOLD = 2.0, 1.0
-NEURONS: dict[str, Callable[[], nn.Module]] = {}
+
+
+@dataclass(frozen=True)
+class Spiking:
+    """A spiking contender: its neuron layer, the input scale folded into the weights feeding it
+    (see :func:`snn`) and whether its linear layers fed by spikes are :class:`SpikeLinear`."""
+
+    neuron: Callable[[], nn.Module]
+    input_scale: float = 1.0
+    event_driven: bool = False
 
 
 def _sf_neuron(backend: str) -> Callable[[], nn.Module]:
     return lambda: LIF(tau=TAU, threshold=THRESHOLD, reset="zero", backend=backend)  # type: ignore[arg-type]
 
 
-NEURONS["sf-fused"] = _sf_neuron("fused")
-NEURONS["sf-fused-dense"] = _sf_neuron("fused")
-NEURONS["sf-reference"] = _sf_neuron("reference")
-#: contenders whose linear layers fed by spikes are event-driven (SpikeLinear)
-EVENT_DRIVEN = {"sf-fused"}
-
-
-@register("sf-fused")
-def _sf_fused(workload: str) -> Callable[[], object]:
-    return _snn_step(workload, NEURONS["sf-fused"], event_driven=True)
-
-
-@register("sf-fused-dense")
-def _sf_fused_dense(workload: str) -> Callable[[], object]:
-    return _snn_step(workload, NEURONS["sf-fused-dense"])
-
-
-@register("sf-reference")
-def _sf_reference(workload: str) -> Callable[[], object]:
-    return _snn_step(workload, NEURONS["sf-reference"])
+#: every spiking contender (the peers are added below)
+SPIKING: dict[str, Spiking] = {
+    "sf-fused": Spiking(_sf_neuron("fused"), event_driven=True),
+    "sf-fused-dense": Spiking(_sf_neuron("fused")),
+    "sf-reference": Spiking(_sf_neuron("reference")),
+}
 
 
 @register("relu-T")
@@ -329,12 +317,13 @@ class _NorseLIF(nn.Module):
         return torch.stack(spikes)
 
 
-#: peer name -> (module to import, neuron factory, input scale folded into the weights)
-PEERS: dict[str, tuple[str, Callable[[], nn.Module], float]] = {
-    "spikingjelly": ("spikingjelly", _SpikingJellyLIF, 1.0),
-    "snntorch": ("snntorch", _SnnTorchLIF, 1.0 / TAU),
-    "norse": ("norse", _NorseLIF, 1.0),
+#: peer name -> (package, contender)
+PEERS: dict[str, tuple[str, Spiking]] = {
+    "spikingjelly": ("spikingjelly", Spiking(_SpikingJellyLIF)),
+    "snntorch": ("snntorch", Spiking(_SnnTorchLIF, input_scale=1.0 / TAU)),
+    "norse": ("norse", Spiking(_NorseLIF)),
 }
+SPIKING.update({name: contender for name, (_, contender) in PEERS.items()})
 
 
 def peer_version(name: str) -> str | None:
@@ -347,14 +336,14 @@ def peer_version(name: str) -> str | None:
         return None
 
 
-def _register_peer(name: str) -> None:
-    _, neuron, scale = PEERS[name]
-    NEURONS[name] = neuron
-    register(name)(lambda workload: _snn_step(workload, neuron, scale))
+def _snn_step(workload: str, contender: Spiking) -> Callable[[], object]:
+    t, b, _, train = WORKLOADS[workload]
+    net = snn(workload, contender.neuron, contender.input_scale, contender.event_driven)
+    return _step(net.train(train), _input(workload, (t, b)), train)
 
 
-for _peer in PEERS:
-    _register_peer(_peer)
+for _name, _contender in SPIKING.items():
+    register(_name)(lambda workload, c=_contender: _snn_step(workload, c))
 
 
 def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
@@ -365,9 +354,9 @@ def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
     x = _input(workload, (t, b))
     ref_name = "sf-reference"
     record: dict[str, list[Tensor]] = {}
-    for name in [ref_name, *[n for n in names if n in NEURONS and n != ref_name]]:
-        scale = PEERS[name][2] if name in PEERS else 1.0
-        net = snn(workload, NEURONS[name], scale, name in EVENT_DRIVEN).train(train)
+    for name in [ref_name, *[n for n in names if n in SPIKING and n != ref_name]]:
+        c = SPIKING[name]
+        net = snn(workload, c.neuron, c.input_scale, c.event_driven).train(train)
         spikes: list[Tensor] = []
         for module in net:
             if not isinstance(module, MultiStep):
