@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from spikeforge.core.kernels import KernelLibrary
-from spikeforge.core.surrogate import resolve_alpha
+from spikeforge.core.surrogate import heaviside, resolve_alpha
 
 __all__ = [
     "KINDS",
@@ -454,7 +454,7 @@ def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
     CPU, float32 / float64): the spikes of a fused neuron recomputed from its saved ``H``."""
     lib = _library()
     if lib is None or h.dtype not in _DTYPES or not h.is_contiguous() or h.device.type != "cpu":
-        return (h > threshold if strict else h >= threshold).to(h.dtype)
+        return heaviside(h - threshold, strict)  # what the kernel computes, in torch ops
     out = torch.empty_like(h)
     getattr(lib, f"sf_spikes_{_DTYPES[h.dtype]}")(
         h.data_ptr(), out.data_ptr(), h.numel(), threshold, int(strict), torch.get_num_threads()
