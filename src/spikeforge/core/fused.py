@@ -82,6 +82,12 @@ inline int64_t chunk_size(int64_t m, int nthreads) {
     return std::max<int64_t>(64, std::min<int64_t>(c, MAX_CHUNK));
 }
 
+// The spike for d = H - threshold: 1 if d >= 0 (strict: d > 0), else 0.
+template <typename T>
+inline T fires(T d, int strict) {
+    return (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+}
+
 template <typename T, int KIND>
 inline T charge(T v, T x, T p, T vr) {
     if (KIND == 0) return v + x;                       // IF
@@ -113,7 +119,7 @@ void forward(const T* x, const T* v0, T* s, T* h_out, T* v_final, int64_t steps,
             for (int64_t i = 0; i < n; ++i) {
                 const T h = charge<T, KIND>(v[i], xt[i], p, vr);
                 const T d = h - thr;
-                const T sp = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+                const T sp = fires(d, strict);
                 if (RESET == 0) v[i] = h - thr * sp;
                 else if (RESET == 1) v[i] = h * (T(1) - sp) + vr * sp;
                 else v[i] = h;
@@ -178,7 +184,7 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
             for (int64_t i = 0; i < n; ++i) {
                 const T hv = ht[i];
                 const T d = hv - thr;
-                const T sp = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+                const T sp = fires(d, strict);
                 const T sg = surrogate<T, SG>(d, alpha);
                 const T gs = gst ? gst[i] : T(0);
                 const T g = gv[i];
@@ -214,7 +220,7 @@ void spikes_from_h(const T* h, T* s, int64_t n, T thr, int strict, int nthreads)
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         const T d = h[i] - thr;
-        s[i] = (strict ? d > T(0) : d >= T(0)) ? T(1) : T(0);
+        s[i] = fires(d, strict);
     }
 }
 
