@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,9 @@ def train_classifier(
     forward: Callable[[nn.Module, Tensor], tuple[Tensor, Any, Tensor | None]] | None = None,
     after_step: Callable[[Any], None] | None = None,
     desc: str = "training ReLU network",
+    loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+    params: Iterable[Any] | None = None,
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainLog:
     """Train ``model`` with Adam and cross-entropy on ``x`` ``[N, ...]`` / ``y`` ``[N]``.
 
@@ -109,6 +112,11 @@ def train_classifier(
     ``penalty`` that is not ``None`` is added to the loss (the logged loss is the cross-entropy
     alone), and ``after_step(extra)`` runs after every optimiser step (e.g. TTFS window
     growth); state they change must live in the model's ``state_dict`` for exact resume.
+    ``loss(outputs, y_batch)`` replaces the cross-entropy (e.g. a loss over ``[T, B, C]``
+    outputs of a spiking network); ``params`` (parameters or parameter groups, e.g.
+    :func:`spikeforge.core.param_groups`) replaces ``model.parameters()`` for the optimiser;
+    ``after_epoch(epoch, mean_loss)`` runs after every epoch (1-based). Full batch:
+    ``batch_size >= N``.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} inputs but {y.shape[0]} labels")
@@ -116,7 +124,9 @@ def train_classifier(
         raise ValueError("no training data")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        model.parameters() if params is None else params, lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     if cfg.schedule == "cosine":
         sched: LRScheduler = CosineAnnealingLR(opt, T_max=cfg.epochs)
     elif cfg.schedule == "exponential":
@@ -142,7 +152,7 @@ def train_classifier(
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         log.losses = list(state["losses"])
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss() if loss is None else loss
     steps_per_epoch = (x.shape[0] + cfg.batch_size - 1) // cfg.batch_size
     bar = tqdm(
         total=cfg.epochs * steps_per_epoch,
@@ -164,14 +174,14 @@ def train_classifier(
                 logits, extra, penalty = model(x[idx]), None, None
             else:
                 logits, extra, penalty = forward(model, x[idx])
-            loss = loss_fn(logits, y[idx])
-            (loss if penalty is None else loss + penalty).backward()
+            value = loss_fn(logits, y[idx])
+            (value if penalty is None else value + penalty).backward()
             opt.step()
             if per_step:
                 sched.step()
             if after_step is not None:
                 after_step(extra)
-            running += loss.item() * idx.numel()
+            running += value.item() * idx.numel()
             bar.update(1)
         if not per_step:
             sched.step()
@@ -179,6 +189,8 @@ def train_classifier(
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         if checkpoint is not None:
             save_torch(checkpoint, _state(model, opt, sched, gen, cfg, log))
+        if after_epoch is not None:
+            after_epoch(len(log.losses), log.losses[-1])
     bar.close()
     model.eval()
     return log

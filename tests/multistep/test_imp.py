@@ -119,7 +119,7 @@ def test_fashion_tiny(tmp_path) -> None:
     again = run_fashion_experiment(tmp_path, arms=["sdt", "imp+lts"], progress=False, **kw)
     assert again["arms"]["imp+lts"]["per_step"] == lts["per_step"]  # resumed, not retrained
     assert again["arms"]["imp+lts"]["train_seconds"] >= lts["train_seconds"]  # time carried
-    with pytest.raises(ValueError, match="SDT or LTS"):
+    with pytest.raises(ValueError, match="arms are SDT and LTS"):
         run_fashion_experiment(tmp_path, arms=["tet"], progress=False, **kw)
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from spikeforge.losses import lts_loss, sdt_loss, tet_loss
 from spikeforge.multistep.nets import if_mlp
-from spikeforge.multistep.train import make_objective, per_step_accuracy, train_epochs
+from spikeforge.multistep.train import make_objective, per_step_accuracy, train_objective
 
 
 class Fixed(nn.Module):
@@ -62,7 +62,7 @@ def test_training_lowers_the_loss() -> None:
     torch.manual_seed(0)
     model = if_mlp([8, 32, 2], imp=True)
     seen: list[int] = []
-    losses = train_epochs(
+    losses = train_objective(
         model,
         x,
         y,
@@ -70,16 +70,14 @@ def test_training_lowers_the_loss() -> None:
         epochs=15,
         batch_size=16,
         lr=1e-2,
-        generator=g,
-        on_epoch=lambda e, _l: seen.append(e),
+        seed=0,
+        after_epoch=lambda e, _l: seen.append(e),
     )
     assert seen == list(range(1, 16)) and len(losses) == 15
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ValueError, match="batch_size"):
-        train_epochs(
-            model, x, y, make_objective("sdt"), epochs=1, batch_size=0, lr=1.0, generator=g
-        )
+        train_objective(model, x, y, make_objective("sdt"), epochs=1, batch_size=0, lr=1.0, seed=0)
     with pytest.raises(ValueError, match="labels"):
-        train_epochs(
-            model, x, y[:3], make_objective("sdt"), epochs=1, batch_size=4, lr=1.0, generator=g
+        train_objective(
+            model, x, y[:3], make_objective("sdt"), epochs=1, batch_size=4, lr=1.0, seed=0
         )

@@ -49,7 +49,6 @@ from tqdm import tqdm
 from spikeforge.core import fused
 from spikeforge.io import environment as base_environment
 from spikeforge.io import write_json
-from spikeforge.losses import readout
 from spikeforge.multistep.nets import conv_snn, if_mlp, imp_parameters
 from spikeforge.multistep.patterns import run_patterns
 from spikeforge.multistep.train import (
@@ -58,7 +57,7 @@ from spikeforge.multistep.train import (
     Objective,
     make_objective,
     per_step_accuracy,
-    train_epochs,
+    train_objective,
 )
 
 __all__ = [
@@ -333,15 +332,8 @@ def run_digits_experiment(
                 model = if_mlp(sizes, time_steps=time_steps, imp=imp)
                 obj = objectives[loss]
                 t0 = time.perf_counter()
-                train_losses = train_epochs(
-                    model,
-                    x_tr,
-                    y_tr,
-                    obj,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    lr=lr,
-                    generator=torch.Generator().manual_seed(seed),
+                train_losses = train_objective(
+                    model, x_tr, y_tr, obj, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
                 )
                 acc = per_step_accuracy(model, x_te, y_te)
                 per_seed[_arm_key(imp, loss)] = {
@@ -402,7 +394,7 @@ def _accuracy_curve(
     *,
     epochs: int,
     lr: float,
-    generator: torch.Generator,
+    seed: int,
 ) -> tuple[list[float], list[float]]:
     """Full-batch training of ``model`` (``x [N, ...] -> [T, N, C]``); returns the training
     accuracy of ``obj``'s readout at initialisation and after every epoch, and the losses."""
@@ -411,16 +403,8 @@ def _accuracy_curve(
     def record(_epoch: int, _loss: float) -> None:
         curve.append(per_step_accuracy(model, x, y, batch_size=x.shape[0]).of(obj.readout))
 
-    losses = train_epochs(
-        model,
-        x,
-        y,
-        obj,
-        epochs=epochs,
-        batch_size=None,
-        lr=lr,
-        generator=generator,
-        on_epoch=record,
+    losses = train_objective(
+        model, x, y, obj, epochs=epochs, batch_size=None, lr=lr, seed=seed, after_epoch=record
     )
     return curve, losses
 
@@ -493,7 +477,7 @@ def run_convergence_experiment(
             for name, obj in objectives.items():
                 t0 = time.perf_counter()
                 curve, train_losses = _accuracy_curve(
-                    copy.deepcopy(base), x, y, obj, epochs=epochs, lr=lr, generator=gen
+                    copy.deepcopy(base), x, y, obj, epochs=epochs, lr=lr, seed=seed
                 )
                 per_seed[name] = {
                     "accuracy": [_r(a, 4) for a in curve],
@@ -584,8 +568,7 @@ def run_fashion_experiment(
     for _imp, loss in parsed:
         if loss not in ("sdt", "lts"):
             raise ValueError(
-                f"Fashion-MNIST arms train with train_classifier's cross-entropy on a readout: "
-                f"use SDT or LTS, not {loss!r}"
+                f"the Fashion-MNIST arms are SDT and LTS, with or without IMP: not {loss!r}"
             )
     if neuron not in ("if", "lif"):
         raise ValueError(f"neuron must be 'if' or 'lif', got {neuron!r}")
@@ -620,7 +603,8 @@ def run_fashion_experiment(
     results_arms: dict[str, Any] = {}
     for imp, loss in parsed:
         key = _arm_key(imp, loss)
-        mode = make_objective(loss).readout
+        objective = make_objective(loss)
+        mode = objective.readout
         torch.manual_seed(seed)
         model = conv_snn(
             in_shape=tuple(data.x_train.shape[1:]),  # type: ignore[arg-type]
@@ -634,9 +618,6 @@ def run_fashion_experiment(
             name = f"fashion-{key.replace('+', '-')}-{neuron}-n{n_train}-T{time_steps}.pt"
             ckpt = out / "checkpoints" / name
 
-        def forward(m: torch.nn.Module, xb: Tensor, mode: str = mode) -> tuple[Tensor, None, None]:
-            return readout(m(xb), mode), None, None  # type: ignore[arg-type]
-
         earlier = 0.0  # training seconds of earlier runs that this one resumes
         timing = None if ckpt is None else ckpt.with_suffix(".seconds.json")
         if ckpt is not None and timing is not None and ckpt.exists() and timing.exists():
@@ -648,7 +629,7 @@ def run_fashion_experiment(
             data.y_train,
             cfg,
             ckpt,
-            forward=forward,
+            loss=objective.loss,
             desc=f"fashion-mnist {_arm_label(imp, loss)}",
         )
         train_s = earlier + time.perf_counter() - t0

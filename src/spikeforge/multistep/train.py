@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from spikeforge.core.neurons import param_groups
 from spikeforge.losses import lts_loss, readout, sdt_loss, tet_loss, tet_s_loss
+from spikeforge.training import TrainConfig, train_classifier
 
 __all__ = [
     "OBJECTIVE_NAMES",
@@ -24,7 +25,7 @@ __all__ = [
     "StepAccuracy",
     "make_objective",
     "per_step_accuracy",
-    "train_epochs",
+    "train_objective",
 ]
 
 OBJECTIVE_NAMES = ("sdt", "lts", "tet", "tet-s")
@@ -110,7 +111,7 @@ def per_step_accuracy(
     return StepAccuracy([int(h) / n for h in per_step.tolist()], int(mean) / n)
 
 
-def train_epochs(
+def train_objective(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
@@ -119,44 +120,38 @@ def train_epochs(
     epochs: int,
     batch_size: int | None,
     lr: float,
-    generator: torch.Generator,
+    seed: int,
     weight_decay: float = 0.0,
-    on_epoch: Callable[[int, float], None] | None = None,
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Train ``model`` (``x [N, ...] -> O [T, N, C]``) with Adam and ``objective`` by BPTT.
+    """Train ``model`` (``x [N, ...] -> O [T, N, C]``) with Adam and ``objective`` by BPTT, on
+    the project's one training loop (:func:`spikeforge.training.train_classifier`).
 
-    ``batch_size=None``: full batch. Shuffling draws from ``generator``. The optimiser is built
-    with :func:`~spikeforge.core.neurons.param_groups` (no weight decay on learnable initial
-    potentials; they must exist already). ``on_epoch(epoch, mean_loss)`` runs after every epoch
-    (1-based). Returns the mean training loss of every epoch.
+    ``batch_size=None``: full batch. ``seed`` fixes the shuffling, so runs with the same seed
+    see the same batches. The optimiser gets :func:`~spikeforge.core.neurons.param_groups` (no
+    weight decay on learnable initial potentials; they must exist already).
+    ``after_epoch(epoch, mean_loss)`` runs after every epoch (1-based). Returns the mean
+    training loss of every epoch; leaves the model in eval mode.
     """
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"{x.shape[0]} inputs and {y.shape[0]} labels")
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    opt = torch.optim.Adam(param_groups(model, weight_decay), lr=lr)
-    n = x.shape[0]
-    size = n if batch_size is None else batch_size
-    losses: list[float] = []
-    model.train()
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(n, generator=generator) if size < n else None
-        total = 0.0
-        for i in range(0, n, size):
-            if order is None:
-                xb, yb = x, y
-            else:
-                idx = order[i : i + size]
-                xb, yb = x[idx], y[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = objective.loss(model(xb), yb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * yb.shape[0]
-        losses.append(total / n)
-        if on_epoch is not None:
-            on_epoch(epoch, losses[-1])
-    model.eval()
-    return losses
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=x.shape[0] if batch_size is None else batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        progress=False,
+    )
+    log = train_classifier(
+        model,
+        x,
+        y,
+        cfg,
+        loss=objective.loss,
+        params=param_groups(model, weight_decay),
+        after_epoch=after_epoch,
+    )
+    return log.losses
