@@ -11,12 +11,8 @@
 """
 
 from spikeforge.ttfs.errors import InputRangeError, UnsupportedLayerError
-from spikeforge.ttfs.hardware import (
-    Hardware,
-    evaluate_hardware,
-    finetune_hardware,
-    quantile_windows,
-)
+from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
+from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.mapping import b1_from_scratch, from_relu
 from spikeforge.ttfs.network import MappingInfo, TTFSNetwork, TTFSOutput
 from spikeforge.ttfs.train import grow_windows, train_b1

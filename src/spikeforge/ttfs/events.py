@@ -26,7 +26,9 @@ Cost: a ``rows x fan_in x out`` tensor per layer, processed in chunks of ``max_e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +42,7 @@ from spikeforge.ttfs.layers import (
     Synapses,
     TTFSLayer,
 )
-from spikeforge.ttfs.network import TTFSNetwork
-from spikeforge.ttfs.windows import LayerWindow
+from spikeforge.ttfs.windows import LayerWindow, Windows
 
 
 @dataclass
@@ -54,6 +55,20 @@ class SimulationResult:
     input_times: Tensor
     hidden_times: list[Tensor] = field(default_factory=list)
     early_spikes: list[int] = field(default_factory=list)
+
+
+class Simulatable(Protocol):
+    """What the simulator reads of a network (a :class:`~spikeforge.ttfs.network.TTFSNetwork`;
+    not imported here, since the network calls this module)."""
+
+    layers: Sequence[TTFSLayer]
+    windows: Windows
+    flatten_output: bool
+
+    @property
+    def hardware(self) -> object | None: ...
+
+    def encode(self, x: Tensor, clip: bool = False) -> Tensor: ...
 
 
 # --- spike routing: pooling, flatten, synaptic fan-in ------------------------------------------
@@ -209,9 +224,9 @@ def _layer_events(
 
 
 def simulate(
-    net: TTFSNetwork, x: Tensor, clip: bool = False, max_elements: int = 1 << 23
+    net: Simulatable, x: Tensor, clip: bool = False, max_elements: int = 1 << 23
 ) -> SimulationResult:
-    """Event-driven simulation of ``net`` on inputs ``x`` ``[B, *in_shape]``.
+    """Event-driven simulation of ``net`` (a TTFS network) on inputs ``x`` ``[B, *in_shape]``.
 
     ``max_elements`` bounds the size of the ``rows x fan_in x out`` work tensors (about
     ``8 * max_elements`` bytes each in float64).

@@ -46,12 +46,8 @@ from spikeforge.models import fc2
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
 from spikeforge.ttfs.experiments import calibration_batches
-from spikeforge.ttfs.hardware import (
-    Hardware,
-    evaluate_hardware,
-    finetune_hardware,
-    quantile_windows,
-)
+from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
+from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.mapping import from_relu
 from spikeforge.ttfs.network import TTFSNetwork
 from spikeforge.viz import _new_figure, _write_png
@@ -160,7 +156,7 @@ def run_hardware_sweeps(
         weight_range: weight quantiser range; ``None``: symmetric at the largest ``|w|`` of
             the mapped network (recorded in the report).
         quantiles: quantile levels ``rho`` of the latency budgets
-            (:func:`~spikeforge.ttfs.hardware.quantile_windows` on the training set with
+            (:func:`~spikeforge.ttfs.finetune.quantile_windows` on the training set with
             ``zeta = latency_zeta``).
         seed: seed of the ReLU training, the fine-tuning and the noise draws.
         repeats: noise draws per evaluation (1 is used for constraints without noise).

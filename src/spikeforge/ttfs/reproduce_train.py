@@ -35,13 +35,9 @@ from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
 from spikeforge.ttfs.evaluate import evaluate_mapping
 from spikeforge.ttfs.experiments import calibration_batches
+from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
 from spikeforge.ttfs.fold import Chain, canonicalize
-from spikeforge.ttfs.hardware import (
-    Hardware,
-    evaluate_hardware,
-    finetune_hardware,
-    quantile_windows,
-)
+from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.mapping import b1_from_scratch, from_relu
 from spikeforge.ttfs.network import MappingInfo, TTFSNetwork
 from spikeforge.ttfs.trace import trace_chain
@@ -202,8 +198,8 @@ def run_finetune(
 
     With ``hardware`` (noise, time / weight quantisation) and / or ``latency_quantile`` (windows
     from that activation quantile with ``zeta = 0`` and the saturating clamp,
-    :func:`~spikeforge.ttfs.hardware.quantile_windows`), the mapped network is put under that
-    hardware model and fine-tuned under it (:func:`~spikeforge.ttfs.hardware.finetune_hardware`);
+    :func:`~spikeforge.ttfs.finetune.quantile_windows`), the mapped network is put under that
+    hardware model and fine-tuned under it (:func:`~spikeforge.ttfs.finetune.finetune_hardware`);
     the report (``finetune-hardware.json``) gives the test accuracy under the model before and
     after, mean and std over ``repeats`` seeded noise draws. The event simulator models the
     exact network only, so this mode has no event simulation."""

@@ -9,7 +9,7 @@ windows are kept large enough; :func:`grow_windows` implements P2's rule for tha
 window growth after every step) and exactly resumable checkpoints; it trains networks mapped by
 :func:`~spikeforge.ttfs.mapping.from_relu` (fine-tuning) or built by
 :func:`~spikeforge.ttfs.mapping.b1_from_scratch` (P2's ``X_n = 1000`` windows). Fine-tuning under
-noise, quantisation and latency budgets is :func:`spikeforge.ttfs.hardware.finetune_hardware`;
+noise, quantisation and latency budgets is :func:`spikeforge.ttfs.finetune.finetune_hardware`;
 the experiments are ``spikeforge reproduce ttfs-train | ttfs-gradients | ttfs-hardware``.
 """
 
