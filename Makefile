@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SPIKEFORGE_DATA ?= $(abspath ../shared/data)
 export SPIKEFORGE_DATA
 
-.PHONY: demo test lint bench bench-peers reproduce clean
+.PHONY: demo test lint bench bench-peers reproduce docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,17 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# TTFS benchmarks at 1 and 2 threads; copy a report to docs/results/ and run `make docs` to
+# regenerate the docs' speed tables from it.
 bench: $(BIN)/.installed bench-peers
-	$(BIN)/python benchmarks/ttfs_inference.py
-	$(BIN)/python benchmarks/ttfs_training.py
+	$(BIN)/python benchmarks/ttfs_inference.py --threads 1,2 --json reports/bench-ttfs-inference.json
+	$(BIN)/python benchmarks/ttfs_training.py --threads 1,2 --json reports/bench-ttfs-training.json
 	$(BIN)/python benchmarks/neurons.py --json reports/bench-neurons.json
+
+# Rewrite every generated table in README.md and docs/*.md from docs/results/*.json
+# (`python docs/tables.py --check` lists the stale ones without writing).
+docs: $(BIN)/.installed
+	$(BIN)/python docs/tables.py
 
 # The `bench` extra's pins, without their dependencies (see pyproject.toml).
 bench-peers: $(BIN)/.installed

@@ -9,12 +9,19 @@ on the full MNIST test set (10,000 images, batches of ``--batch-size``) under
   batching, interleaved in every repeat after one warm-up pass; the median over ``--repeats``;
 * the prediction agreement of each TTFS network with its ReLU network (1.0 expected in float64);
 * the throughput of the exact event-driven simulator ``net.simulate`` (float64) on
-  ``--sim-samples`` test images and its largest deviation from the closed form.
+  ``--sim-samples`` test images (one call, after a warm-up call on 8 images) and its largest
+  deviation from the closed form.
 
 The acceptance target is a closed form costing at most 1.5x the ReLU network's time; every row
 prints PASS or FAIL against it (the exit status does not depend on it).
 
-Run: ``SPIKEFORGE_DATA=/path/to/data python benchmarks/ttfs_inference.py [--json out.json]``
+``--threads 1,2`` runs the timings and the simulator once per thread count in the same process
+(same trained and mapped networks) and records each row with its thread count; ``--json`` writes
+every repeat, the CPU model, the load average before and after, and the worst ratio per thread
+count and overall.
+
+Run: ``SPIKEFORGE_DATA=/path/to/data python benchmarks/ttfs_inference.py [--threads 1,2]
+[--json out.json]``
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ NOISY_SPREAD = 1.25  # max / min of a contender's repeats above this: warn about
 class TimingRow:
     arch: str
     dtype: str
+    threads: int
     relu_ms: float
     ttfs_ms: dict[str, float]
     ratio: dict[str, float]
@@ -71,6 +79,7 @@ class TimingRow:
 class SimRow:
     arch: str
     neuron: str
+    threads: int
     samples: int
     seconds: float
     samples_per_s: float
@@ -96,6 +105,37 @@ def load_average() -> str:
         return "load average n/a"
 
 
+def thread_counts(text: str) -> list[int]:
+    """``--threads`` value: one count (``2``) or a comma-separated matrix (``1,2``)."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a thread count or list: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be >= 1: {text!r}")
+    return list(dict.fromkeys(counts))
+
+
+def worst_ratios(rows: list[dict], ratio_keys: list[str]) -> dict:
+    """The largest ratio per thread count and overall, with the setting it was measured at.
+
+    ``rows`` are JSON rows carrying ``threads``, ``arch``, ``dtype`` and a ``ratio`` (a float,
+    or a dict per neuron model)."""
+    by_threads: dict[str, dict] = {}
+    overall: dict | None = None
+    for row in rows:
+        ratios = row["ratio"] if isinstance(row["ratio"], dict) else {ratio_keys[0]: row["ratio"]}
+        for key, value in ratios.items():
+            entry = {"ratio": value, "arch": row["arch"], "dtype": row["dtype"], "model": key}
+            entry["threads"] = row["threads"]
+            current = by_threads.get(str(row["threads"]))
+            if current is None or value > current["ratio"]:
+                by_threads[str(row["threads"])] = entry
+            if overall is None or value > overall["ratio"]:
+                overall = entry
+    return {"per_threads": by_threads, "overall": overall}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None, help="data directory (default: $SPIKEFORGE_DATA)")
@@ -115,7 +155,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sim-samples", type=int, default=256, help="images for the event simulator")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=thread_counts,
+        default=None,
+        help="torch threads: one count or a comma-separated matrix such as 1,2, timed one after "
+        "the other in this process (default: torch's)",
+    )
     p.add_argument(
         "--default-malloc",
         action="store_true",
@@ -127,8 +173,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--batch-size and --repeats must be >= 1, --train-steps >= 0")
     if args.calib_samples < 1 or args.sim_samples < 0:
         p.error("--calib-samples must be >= 1, --sim-samples >= 0")
-    if args.threads is not None and args.threads < 1:
-        p.error("--threads must be >= 1")
     return args
 
 
@@ -163,6 +207,7 @@ def timed_pass(fn: Callable[[Tensor], Tensor], batches: list[Tensor]) -> float:
 def bench_dtype(
     arch: str,
     dtype_name: str,
+    threads: int,
     relu: nn.Module,
     nets: dict[str, TTFSNetwork],
     x_test: Tensor,
@@ -189,6 +234,7 @@ def bench_dtype(
     return TimingRow(
         arch=arch,
         dtype=dtype_name,
+        threads=threads,
         relu_ms=med["relu"],
         ttfs_ms={n: med[n] for n in nets},
         ratio={n: med[n] / med["relu"] for n in nets},
@@ -198,17 +244,19 @@ def bench_dtype(
     )
 
 
-def bench_simulator(arch: str, neuron: str, net: TTFSNetwork, x: Tensor) -> SimRow:
+def bench_simulator(arch: str, neuron: str, threads: int, net: TTFSNetwork, x: Tensor) -> SimRow:
     """Event-driven simulator (float64) throughput and its deviation from the closed form."""
     x = x.to(torch.float64)
     with torch.inference_mode():
         closed = net(x)
+        net.simulate(x[:8])  # warm-up (first-call costs are not throughput)
         start = time.perf_counter()
         sim = net.simulate(x)
         seconds = time.perf_counter() - start
     return SimRow(
         arch=arch,
         neuron=neuron,
+        threads=threads,
         samples=x.shape[0],
         seconds=seconds,
         samples_per_s=x.shape[0] / seconds if seconds > 0 else float("inf"),
@@ -223,7 +271,7 @@ def verdict(ratio: float) -> str:
 
 def print_timing_table(rows: list[TimingRow], n_test: int) -> None:
     head = (
-        f"{'arch':<7} {'dtype':<8} {'relu ms':>9} {'ttfs-b1 ms':>11} {'ratio':>7} "
+        f"{'arch':<7} {'dtype':<8} {'thr':>3} {'relu ms':>9} {'ttfs-b1 ms':>11} {'ratio':>7} "
         f"{'ttfs-alpha1 ms':>15} {'ratio':>7}  {'agree b1/alpha1':>16}  target<={TARGET_RATIO}x"
     )
     print(f"\nClosed-form inference time per {n_test} test images (median of repeats)")
@@ -232,7 +280,7 @@ def print_timing_table(rows: list[TimingRow], n_test: int) -> None:
     for r in rows:
         ok = "PASS" if all(r.passed(n) for n in NEURONS) else "FAIL"
         print(
-            f"{r.arch:<7} {r.dtype:<8} {r.relu_ms:9.1f} {r.ttfs_ms['b1']:11.1f} "
+            f"{r.arch:<7} {r.dtype:<8} {r.threads:3d} {r.relu_ms:9.1f} {r.ttfs_ms['b1']:11.1f} "
             f"{r.ratio['b1']:6.2f}x {r.ttfs_ms['alpha1']:15.1f} {r.ratio['alpha1']:6.2f}x  "
             f"{r.agreement['b1']:7.4f}/{r.agreement['alpha1']:<8.4f}  {ok}"
         )
@@ -240,8 +288,9 @@ def print_timing_table(rows: list[TimingRow], n_test: int) -> None:
     for r in rows:
         for n in NEURONS:
             print(
-                f"{r.arch} {r.dtype} {n}: ttfs/relu = {r.ratio[n]:.2f}x  {verdict(r.ratio[n])} "
-                f"(target <= {TARGET_RATIO}x); agreement with ReLU = {r.agreement[n]:.4f}; "
+                f"{r.arch} {r.dtype} {r.threads} thr {n}: ttfs/relu = {r.ratio[n]:.2f}x  "
+                f"{verdict(r.ratio[n])} (target <= {TARGET_RATIO}x); "
+                f"agreement with ReLU = {r.agreement[n]:.4f}; "
                 f"ReLU test accuracy = {r.relu_accuracy:.4f}"
             )
 
@@ -250,7 +299,7 @@ def print_sim_table(rows: list[SimRow]) -> None:
     if not rows:
         return
     head = (
-        f"{'arch':<7} {'neuron':<7} {'samples':>7} {'seconds':>8} {'samples/s':>10} "
+        f"{'arch':<7} {'neuron':<7} {'thr':>3} {'samples':>7} {'seconds':>8} {'samples/s':>10} "
         f"{'max|sim-closed|':>16} {'agree':>7}"
     )
     print("\nEvent-driven simulator (float64) vs closed form")
@@ -258,24 +307,24 @@ def print_sim_table(rows: list[SimRow]) -> None:
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r.arch:<7} {r.neuron:<7} {r.samples:7d} {r.seconds:8.2f} {r.samples_per_s:10.1f} "
-            f"{r.max_abs_diff:16.3e} {r.agreement:7.4f}"
+            f"{r.arch:<7} {r.neuron:<7} {r.threads:3d} {r.samples:7d} {r.seconds:8.2f} "
+            f"{r.samples_per_s:10.1f} {r.max_abs_diff:16.3e} {r.agreement:7.4f}"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
+    load_before = load_average()
     allocator = "default allocator" if args.default_malloc else tune_malloc()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or [torch.get_num_threads()]
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
     dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
 
-    print(f"torch {torch.__version__}, threads = {torch.get_num_threads()}, {allocator}")
+    print(f"torch {torch.__version__}, threads = {threads}, {allocator}")
     print(
         f"CPU: {cpu_info()} ({platform.machine()}, {os.cpu_count()} logical CPUs), python "
-        f"{platform.python_version()}; {load_average()}"
+        f"{platform.python_version()}; {load_before}"
     )
 
     train_images, train_labels = load_mnist("train", args.data_dir)
@@ -295,31 +344,48 @@ def main(argv: list[str] | None = None) -> int:
     timing: list[TimingRow] = []
     sims: list[SimRow] = []
     for arch in archs:
+        torch.set_num_threads(threads[-1])
         relu32, train_s = train_relu(arch, x_train, y_train, args.train_steps, args.seed)
         relu64 = copy.deepcopy(relu32).to(torch.float64).eval()
         start = time.perf_counter()
         nets64 = {n: from_relu(relu64, calibration, neuron=n).eval() for n in NEURONS}
         map_s = time.perf_counter() - start
         print(f"[{arch}] trained in {train_s:.1f} s, mapped (b1 + alpha1) in {map_s:.2f} s")
-        for dtype_name in dtypes:
-            dtype = DTYPES[dtype_name]
-            relu = relu64 if dtype == torch.float64 else relu32
-            nets = {n: copy.deepcopy(net).to(dtype).eval() for n, net in nets64.items()}
-            row = bench_dtype(
-                arch, dtype_name, relu, nets, x_test, y_test, args.batch_size, args.repeats
-            )
-            timing.append(row)
-            print(
-                f"[{arch}] {dtype_name}: relu {row.relu_ms:.1f} ms, "
-                + ", ".join(f"{n} {row.ttfs_ms[n]:.1f} ms" for n in NEURONS)
-            )
-        if args.sim_samples > 0:
-            for n, net in nets64.items():
-                sims.append(bench_simulator(arch, n, net, x_test[: args.sim_samples]))
+        for n_threads in threads:
+            torch.set_num_threads(n_threads)
+            for dtype_name in dtypes:
+                dtype = DTYPES[dtype_name]
+                relu = relu64 if dtype == torch.float64 else relu32
+                nets = {n: copy.deepcopy(net).to(dtype).eval() for n, net in nets64.items()}
+                row = bench_dtype(
+                    arch,
+                    dtype_name,
+                    n_threads,
+                    relu,
+                    nets,
+                    x_test,
+                    y_test,
+                    args.batch_size,
+                    args.repeats,
+                )
+                timing.append(row)
+                print(
+                    f"[{arch}] {dtype_name}, {n_threads} threads: relu {row.relu_ms:.1f} ms, "
+                    + ", ".join(f"{n} {row.ttfs_ms[n]:.1f} ms" for n in NEURONS)
+                )
+            if args.sim_samples > 0:
+                for n, net in nets64.items():
+                    sims.append(
+                        bench_simulator(arch, n, n_threads, net, x_test[: args.sim_samples])
+                    )
 
     print_timing_table(timing, x_test.shape[0])
     print_sim_table(sims)
-    noisy = [f"{r.arch}/{r.dtype} ({r.spread():.2f}x)" for r in timing if r.spread() > NOISY_SPREAD]
+    noisy = [
+        f"{r.arch}/{r.dtype}/{r.threads} threads ({r.spread():.2f}x)"
+        for r in timing
+        if r.spread() > NOISY_SPREAD
+    ]
     if noisy:
         print(
             f"\nWARNING: noisy timings, max/min over repeats > {NOISY_SPREAD} for "
@@ -327,20 +393,36 @@ def main(argv: list[str] | None = None) -> int:
             "multi-threaded kernels) or page faults of the allocator (--default-malloc); rerun "
             "on an idle machine, or with --threads 1, before trusting the ratios"
         )
+    rows = [asdict(r) for r in timing]
+    worst = worst_ratios(rows, list(NEURONS))
+    if worst["overall"] is not None:
+        w = worst["overall"]
+        print(
+            f"\nworst ratio: {w['ratio']:.2f}x ({w['arch']} {w['dtype']} {w['model']}, "
+            f"{w['threads']} threads) {verdict(w['ratio'])} (target <= {TARGET_RATIO}x)"
+        )
     total_s = time.perf_counter() - t0
-    print(f"\ntotal benchmark time: {total_s:.1f} s; {load_average()}")
+    load_after = load_average()
+    print(f"total benchmark time: {total_s:.1f} s; {load_after}")
 
     if args.json is not None:
         payload = {
+            "benchmark": "ttfs-inference",
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": threads,
             "cpu": cpu_info(),
             "cpu_count": os.cpu_count(),
             "allocator": allocator,
             "python": platform.python_version(),
+            "load_before": load_before,
+            "load_after": load_after,
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "test_samples": x_test.shape[0],
             "target_ratio": TARGET_RATIO,
-            "timing": [asdict(r) for r in timing],
+            "noisy_spread": NOISY_SPREAD,
+            "noisy": noisy,
+            "timing": rows,
+            "worst_ratio": worst,
             "simulator": [asdict(r) for r in sims],
             "total_seconds": total_s,
         }
