@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import pytest
 
-from spikeforge.cli import main
+from spikeforge import cli
+from spikeforge.cli import build_parser, main
 from spikeforge.data import resolve_data_dir
+from spikeforge.experiments.registry import GROUPS, Command, collect_commands
 
 
 def test_demo_writes_a_report(tmp_path, capsys) -> None:
@@ -94,3 +98,102 @@ def test_ttfs_hardware_rejects_a_bad_bit_width(tmp_path, capsys) -> None:
         pytest.skip(f"MNIST not available: {exc}")
     with pytest.raises(ValueError, match="bits"):
         main(["reproduce", "ttfs-hardware", "--time-bits", "0", "--out", str(tmp_path), "--quiet"])
+
+
+# --- the command registry -----------------------------------------------------------------------
+
+REFERENCE = Path(__file__).with_name("cli_reference.json")
+
+
+def _parser_table(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict:
+    """Every command path of ``parser`` with its options (as in ``cli_reference.json``)."""
+    table: dict[str, list[dict]] = {" ".join(path): []}
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                table |= _parser_table(sub, (*path, name))
+        elif not isinstance(a, argparse._HelpAction):
+            table[" ".join(path)].append(
+                {
+                    "options": list(a.option_strings),
+                    "dest": a.dest,
+                    "default": a.default,
+                    "nargs": a.nargs,
+                    "choices": list(a.choices) if a.choices else None,
+                    "required": a.required,
+                    "help": a.help,
+                    "metavar": list(a.metavar) if isinstance(a.metavar, tuple) else a.metavar,
+                    "type": a.type.__name__.lstrip("_") if a.type else None,
+                    "action": type(a).__name__,
+                }
+            )
+    return table
+
+
+def test_every_command_and_flag_of_the_reference_is_kept() -> None:
+    """``cli_reference.json`` is the parser as it was before the registry (every command, flag,
+    default, choice and help text); the registry may only add ``--list`` to the groups."""
+    reference = json.loads(REFERENCE.read_text())
+    now = _parser_table(build_parser())
+    assert set(now) == set(reference)
+    for path, options in reference.items():
+        added = [o for o in now[path] if o not in options]
+        assert all(o in now[path] for o in options), path
+        assert [o["options"] for o in added] == ([["--list"]] if path in GROUPS else []), path
+
+
+def test_cli_module_only_collects() -> None:
+    source = Path(cli.__file__).read_text()
+    assert len(source.splitlines()) < 150
+    for name in ("ttfs", "reproduce imp", "multistep", "--epochs"):  # no command of its own
+        assert name not in source
+
+
+def test_reproduce_list_prints_every_reproduction_with_its_run_time(capsys) -> None:
+    assert main(["reproduce", "--list"]) == 0
+    printed = capsys.readouterr().out
+    reproductions = [c for c in collect_commands() if c.group == "reproduce"]
+    assert {c.name for c in reproductions} >= {
+        "ttfs-mapping",
+        "ttfs-train",
+        "ttfs-gradients",
+        "ttfs-hardware",
+        "imp",
+    }
+    for c in reproductions:
+        assert c.runtime and c.name in printed and c.runtime in printed
+
+
+def test_a_group_without_a_command_is_an_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce"])
+    assert exc.value.code == 2
+    assert "--list" in capsys.readouterr().err
+
+
+def test_a_declared_command_becomes_a_subcommand_without_cli_changes(capsys) -> None:
+    seen = []
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--size", type=int, default=3)
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args.size)
+        return 0
+
+    extra = Command("toy", "a toy reproduction", add, run, group="reproduce", runtime="1 s")
+    args = build_parser([*collect_commands(), extra]).parse_args(
+        ["reproduce", "toy", "--size", "5"]
+    )
+    assert args.run(args) == 0 and seen == [5]
+    with pytest.raises(ValueError, match="unknown group"):
+        Command("x", "x", add, run, group="nope")
+
+
+def test_two_experiments_cannot_declare_the_same_command(monkeypatch) -> None:
+    import spikeforge.experiments.ttfs_hardware as hardware
+
+    clash = (*hardware.COMMANDS, hardware.COMMANDS[0])
+    monkeypatch.setattr(hardware, "COMMANDS", clash)
+    with pytest.raises(ValueError, match="reproduce ttfs-hardware"):
+        collect_commands()

@@ -1,4 +1,5 @@
-"""Atomic file writes: nothing half-written is ever left under the final name."""
+"""Atomic file writes (nothing half-written is ever left under the final name) and the
+environment / code version recorded in every report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import pickle
 import platform
 import secrets
+import subprocess
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,12 +68,45 @@ def load_torch(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, check=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode(errors="replace")
+
+
+@cache
+def code_version() -> str:
+    """The code a result comes from: ``git:<commit>`` of the checkout holding this package,
+    ``git:<commit>+dirty.<hash>`` when its tracked files differ from the commit (the hash is a
+    SHA-256 prefix of ``git diff HEAD`` over the package, so two different uncommitted states
+    get different versions), or ``spikeforge <version>`` outside a git checkout."""
+    import hashlib
+
+    import spikeforge  # here: the package imports this module
+
+    package = Path(spikeforge.__file__).resolve().parent
+    commit = _git(["rev-parse", "HEAD"], package)
+    if not commit or not commit.strip():
+        return f"spikeforge {spikeforge.__version__}"
+    version = f"git:{commit.strip()}"
+    diff = _git(["diff", "HEAD", "--", "."], package)
+    if diff:
+        version += "+dirty." + hashlib.sha256(diff.encode()).hexdigest()[:12]
+    return version
+
+
 def environment() -> dict[str, Any]:
-    """Versions and thread count, recorded in every report."""
+    """Versions, code version (:func:`code_version`) and thread count, recorded in every
+    report."""
     import spikeforge  # here: the package imports this module
 
     return {
         "spikeforge": spikeforge.__version__,
+        "code_version": code_version(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from spikeforge.io import atomic_write
 
-__all__ = ["spike_raster", "spike_time_histograms", "training_curve"]
+__all__ = ["new_figure", "spike_raster", "spike_time_histograms", "training_curve", "write_png"]
 
 _DPI = 120
 
@@ -113,13 +113,18 @@ def _subsample_indices(n: int, limit: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(np.int64))
 
 
-def _write_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` as PNG to ``path`` atomically (:func:`spikeforge.io.atomic_write`)."""
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=_DPI))
+def write_png(fig: Figure, path: str | os.PathLike[str], dpi: int = _DPI) -> Path:
+    """Save ``fig`` as PNG to ``path`` atomically (:func:`spikeforge.io.atomic_write`), then
+    clear it (its artists are not needed once written)."""
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+    finally:
+        fig.clear()
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
-    # A bare Figure is not registered with pyplot; savefig attaches an Agg canvas by itself.
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A constrained-layout figure not registered with pyplot (no global state); savefig
+    attaches an Agg canvas by itself."""
     return Figure(figsize=figsize, layout="constrained")
 
 
@@ -182,7 +187,7 @@ def spike_raster(
             raise ValueError(f"readout_time must be finite, got {readout_time}")
 
     colors = _colors(len(times))
-    fig = _new_figure((9.0, 5.5))
+    fig = new_figure((9.0, 5.5))
     try:
         ax = fig.add_subplot()
         offset = 0
@@ -265,7 +270,7 @@ def spike_raster(
         for handle in legend.legend_handles:  # same marker size for every layer
             if hasattr(handle, "set_sizes"):
                 handle.set_sizes([30.0])
-        return _write_png(fig, path)
+        return write_png(fig, path)
     finally:
         fig.clear()
 
@@ -309,7 +314,7 @@ def spike_time_histograms(
 
     colors = _colors(len(times))
     n_layers = len(times)
-    fig = _new_figure((7.0, 0.6 + 2.1 * n_layers))
+    fig = new_figure((7.0, 0.6 + 2.1 * n_layers))
     try:
         axes = fig.subplots(n_layers, 1, squeeze=False)[:, 0]
         for k, (ax, t, (t_min, t_max), name) in enumerate(
@@ -349,7 +354,7 @@ def spike_time_histograms(
             ax.set_xlabel("spike time")
         if title:
             fig.suptitle(title)
-        return _write_png(fig, path)
+        return write_png(fig, path)
     finally:
         fig.clear()
 
@@ -392,7 +397,7 @@ def training_curve(
     finite = np.isfinite(arr)
     shown = np.where(finite, arr, np.nan)
 
-    fig = _new_figure((6.4, 4.0))
+    fig = new_figure((6.4, 4.0))
     try:
         ax = fig.add_subplot()
         x = np.arange(1, arr.size + 1)
@@ -408,6 +413,6 @@ def training_curve(
             ax.set_title(full_title)
         if arr.size == 1:
             ax.set_xlim(0.5, 1.5)
-        return _write_png(fig, path)
+        return write_png(fig, path)
     finally:
         fig.clear()

@@ -4,7 +4,6 @@ hardware model in the closed form, latency budgets, evaluation and fine-tuning, 
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import pytest
@@ -404,60 +403,6 @@ def test_finetune_keeps_windows_fixed_under_budgets(relu, digits) -> None:
         assert torch.equal(net.windows.widths, widths) == fixed
     with pytest.raises(ValueError, match="B1"):
         finetune_hardware(from_relu(relu, x, neuron="alpha1"), x, y, cfg)
-
-
-# --- the sweep runner ---------------------------------------------------------------------------
-
-
-def test_hardware_sweeps_on_a_small_mnist_subset(tmp_path) -> None:
-    from spikeforge.data import load_dataset
-    from spikeforge.ttfs.reproduce_hardware import format_hardware_tables, run_hardware_sweeps
-
-    try:
-        dataset = load_dataset("mnist").subset(600, 200)
-    except FileNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    kwargs = dict(
-        relu_epochs=2,
-        finetune_epochs=1,
-        finetune_samples=160,
-        noise_levels=[1.0],
-        time_bits=[2],
-        weight_bits=[2],
-        quantiles=[0.9],
-        repeats=2,
-        progress=False,
-        echo=lambda _: None,
-    )
-    report = run_hardware_sweeps(dataset, tmp_path, **kwargs)
-    saved = json.loads((tmp_path / "hardware.json").read_text())
-    assert saved["sweeps"].keys() == {"noise", "time_bits", "weight_bits", "latency"}
-    lo, hi = saved["weight_range"]
-    assert lo == -hi and hi > 0
-    control = saved["control"]  # the exact network fine-tuned with the same settings
-    assert control["before"]["accuracy"] == saved["exact"]["accuracy"]
-    assert control["hardware"] == Hardware().as_dict()
-    for kind, points in saved["sweeps"].items():
-        (p,) = points
-        for key in ("before", "after"):
-            assert 0.0 <= p[key]["accuracy"] <= 1.0 and 0 < p[key]["spikes_per_neuron"] < 1
-        if kind == "noise":
-            assert len(p["before"]["accuracies"]) == 2 and p["hardware"]["noise_std"] == 1.0
-            # grown windows, re-calibrated to 1.5 x the largest activation for the latency
-            assert p["after"]["latency_recalibrated"] <= p["after"]["latency"]
-        if kind == "latency":
-            assert p["before"]["latency_factor"] > 1 and p["hardware"]["saturate"]
-            assert p["after"]["latency"] == p["before"]["latency"]  # the budget is kept
-        assert (tmp_path / p["checkpoint"]).exists()
-    for name in saved["plots"]:
-        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
-    tables = format_hardware_tables(report)
-    assert tables.count("| noise std") == 1 and "| quantile" in tables
-    # a second run resumes every checkpoint and reproduces the report
-    again = run_hardware_sweeps(dataset, tmp_path, **kwargs)
-    for kind in saved["sweeps"]:
-        a, b = saved["sweeps"][kind][0], again["sweeps"][kind][0]
-        assert a["after"]["accuracies"] == b["after"]["accuracies"]
 
 
 @pytest.mark.parametrize("neuron", ["b1", "alpha1"])

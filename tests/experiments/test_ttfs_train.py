@@ -8,15 +8,15 @@ import json
 import pytest
 
 from spikeforge.data import DataNotFoundError, load_dataset
-from spikeforge.training import TrainConfig
-from spikeforge.ttfs.hardware import Hardware
-from spikeforge.ttfs.reproduce_train import (
+from spikeforge.experiments.ttfs_train import (
     Recipe,
     format_train_table,
     run_finetune,
     run_scratch,
     scratch_recipe,
 )
+from spikeforge.training import TrainConfig
+from spikeforge.ttfs.hardware import Hardware
 
 
 @pytest.fixture(scope="module")

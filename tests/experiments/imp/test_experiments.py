@@ -7,7 +7,7 @@ import json
 import pytest
 
 from spikeforge.data import resolve_data_dir
-from spikeforge.multistep.imp import (
+from spikeforge.experiments.imp.experiments import (
     digits_acceptance,
     load_digits_data,
     parse_arms,

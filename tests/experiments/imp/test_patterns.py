@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from spikeforge.multistep.patterns import (
+from spikeforge.experiments.imp.patterns import (
     PATTERN_SETTINGS,
     binary_patterns,
     output_patterns,

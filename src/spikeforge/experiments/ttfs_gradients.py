@@ -58,11 +58,11 @@ scale of that amplification, a fifth network, the ReLU MLP from its initialisati
 
 from __future__ import annotations
 
+import argparse
 import copy
 import itertools
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -77,11 +77,11 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
-import spikeforge
-from spikeforge.data import Dataset
-from spikeforge.io import atomic_write, write_json
+from spikeforge.data import Dataset, load_dataset
+from spikeforge.experiments.registry import Command
+from spikeforge.experiments.report import ReportFolder
+from spikeforge.experiments.ttfs_mapping import calibration_batches
 from spikeforge.tables import format_table
-from spikeforge.ttfs.experiments import calibration_batches
 from spikeforge.ttfs.fold import (
     WEIGHT_SUM_LOWER,
     WEIGHT_SUM_UPPER,
@@ -101,6 +101,7 @@ from spikeforge.ttfs.network import MappingInfo, TTFSNetwork
 from spikeforge.ttfs.trace import trace_chain
 from spikeforge.ttfs.train import grow_windows
 from spikeforge.ttfs.windows import Windows
+from spikeforge.viz import write_png
 
 RUNS = ("relu", "b1", "alpha1_smart", "alpha1_naive")
 SNN_RUNS = RUNS[1:]
@@ -732,7 +733,8 @@ def run_gradient_experiment(
         raise ValueError("steps, batch_size and eval_every must be >= 1")
     if not depths:
         raise ValueError("no depths given")
-    out = Path(out_dir)
+    folder = ReportFolder(out_dir)
+    out = folder.path
     sub = dataset.subset(train_samples, test_samples)
     data = Dataset(
         sub.name,
@@ -763,12 +765,7 @@ def run_gradient_experiment(
     }
     results: dict[str, Any] = {
         "config": config,
-        "environment": {
-            "spikeforge": spikeforge.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": folder.environment(),
         "depths": {},
     }
     start = time.perf_counter()
@@ -812,7 +809,7 @@ def run_gradient_experiment(
         plot_gradient_norms(results, out / "gradient_norms.png").name,
         plot_accuracy(results, out / "accuracy.png").name,
     ]
-    write_json(out / "gradients.json", results)
+    folder.write_json("gradients.json", results)
     return results
 
 
@@ -924,13 +921,6 @@ def _figure(columns: int, rows: int = 1) -> Figure:
     return Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
 
 
-def _write_png(fig: Figure, path: Path) -> Path:
-    try:
-        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=_DPI))
-    finally:
-        fig.clear()
-
-
 def plot_parameter_distance(results: dict, path: str | os.PathLike[str]) -> Path:
     """Per depth (columns): parameter distance (top; relative L2 solid, max-abs dotted) and
     logit distance on the probe batch (bottom) of each SNN run, and of the perturbed-init ReLU
@@ -961,7 +951,7 @@ def plot_parameter_distance(results: dict, path: str | os.PathLike[str]) -> Path
             top.set_ylabel("parameter distance to ReLU\n(solid: rel. L2, dotted: max abs)")
             bottom.set_ylabel("logit distance to ReLU (rel. L2)")
             top.legend(fontsize=7)
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)
 
 
 def plot_gradient_norms(results: dict, path: str | os.PathLike[str]) -> Path:
@@ -1007,7 +997,7 @@ def plot_gradient_norms(results: dict, path: str | os.PathLike[str]) -> Path:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("||dL/dW|| (fixed batch)")
     axes[0].legend(fontsize=6)
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)
 
 
 def plot_accuracy(results: dict, path: str | os.PathLike[str]) -> Path:
@@ -1034,10 +1024,11 @@ def plot_accuracy(results: dict, path: str | os.PathLike[str]) -> Path:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("test accuracy")
     axes[0].legend(fontsize=7)
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)
 
 
 __all__ = [
+    "COMMANDS",
     "RUNS",
     "effective_parameters",
     "format_gradient_tables",
@@ -1055,3 +1046,56 @@ __all__ = [
     "scaled_parameters",
     "weight_sum_factors",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# command
+# ---------------------------------------------------------------------------------------------
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist", "digits"], default="mnist")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default=None, help="default reports/ttfs-gradients-DATASET")
+    parser.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--train-samples", type=int, default=10_000)
+    parser.add_argument("--test-samples", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset, args.data_dir)
+    out = args.out or f"reports/ttfs-gradients-{args.dataset}"
+    results = run_gradient_experiment(
+        dataset,
+        out,
+        depths=args.depths,
+        width=args.width,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_gradient_tables(results))
+    print(f"report written to {out}/ (gradients.json and plots)")
+    return 0
+
+
+COMMANDS = (
+    Command(
+        "ttfs-gradients",
+        "ReLU, B1 and alpha1 trained side by side: trajectories and gradient norms (P2)",
+        _arguments,
+        _run_command,
+        group="reproduce",
+        runtime="3.5 min (MNIST, depths 2 4 8, 1000 steps)",
+    ),
+)

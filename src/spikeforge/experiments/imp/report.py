@@ -1,4 +1,5 @@
-"""Markdown tables and plots of the IMP / LTS / TET reproductions (:mod:`spikeforge.multistep.imp`).
+"""Markdown tables and plots of the IMP / LTS / TET reproductions
+(:mod:`spikeforge.experiments.imp.experiments`).
 
 Every function takes the JSON-ready result dict an experiment returns (or reads back from
 ``imp-<name>.json``). Accuracies are printed in percent; ``a ± s`` is the mean and the sample
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from spikeforge.io import atomic_write
 from spikeforge.tables import format_table
+from spikeforge.viz import write_png
 
 __all__ = [
     "format_convergence_table",
@@ -173,8 +174,8 @@ def format_fashion_table(results: dict[str, Any]) -> str:
 
 
 def format_imp_tables(results: dict[str, dict[str, Any]]) -> str:
-    """All tables of a :func:`~spikeforge.multistep.imp.run_imp_reproduction` result, each under
-    a Markdown heading."""
+    """All tables of a :func:`~spikeforge.experiments.imp.experiments.run_imp_reproduction`
+    result, each under a Markdown heading."""
     parts = []
     if "patterns" in results:
         parts.append(
@@ -205,13 +206,6 @@ def format_imp_tables(results: dict[str, dict[str, Any]]) -> str:
 # ---------------------------------------------------------------------------------------------
 # plots
 # ---------------------------------------------------------------------------------------------
-
-
-def _write_png(fig: Figure, path: Path) -> Path:
-    try:
-        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=_DPI))
-    finally:
-        fig.clear()
 
 
 def plot_digits(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -247,7 +241,7 @@ def plot_digits(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(fontsize=7, loc="lower right")
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)
 
 
 def plot_convergence(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -280,7 +274,7 @@ def plot_convergence(results: dict[str, Any], path: str | os.PathLike[str]) -> P
     acc_ax.legend(fontsize=8)
     w = results["config"]["sizes"][1]
     fig.suptitle(f"IF MLP 16-{w}-{w}-{w}-16, T = {results['config']['time_steps']}, full batch")
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)
 
 
 def plot_fashion(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -314,4 +308,4 @@ def plot_fashion(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         f"Fashion-MNIST conv SNN, {cfg['train_samples']} images x {cfg['epochs']} epochs",
         fontsize=9,
     )
-    return _write_png(fig, Path(path))
+    return write_png(fig, path, dpi=_DPI)

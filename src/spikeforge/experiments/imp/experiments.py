@@ -6,7 +6,7 @@ folder; :func:`run_imp_reproduction` runs a selection and writes ``imp-tables.md
 ``patterns`` (spec §4.4-4.6)
     pairs / mappings of one IF neuron over all 16 binary inputs of length 4, with ``IMP = 0`` and
     on the IMP grid, for the reference setting (``>=``, soft reset) and the hard-reset and ``>``
-    rows (:mod:`spikeforge.multistep.patterns`).
+    rows (:mod:`spikeforge.experiments.imp.patterns`).
 ``digits`` (spec §9.2)
     sklearn digits (1797 8x8 images, pixels / 16), one seeded split 1400 train / 397 test; MLP
     64-128-128-10 with IF neurons (soft reset, ATan), ``T = 4`` (static input repeated), Adam
@@ -19,13 +19,13 @@ folder; :func:`run_imp_reproduction` runs a selection and writes ``imp-tables.md
     ``T = 4``, full-batch Adam lr 1e-3; SDT, TET (its CE part, λ = 0, as the toy) and LTS from
     the same initialisation; training accuracy (each loss's readout) after every epoch.
 ``fashion``
-    Fashion-MNIST conv SNN (:func:`~spikeforge.multistep.nets.conv_snn`), ``T = 4``, trained
+    Fashion-MNIST conv SNN (:func:`~spikeforge.experiments.imp.nets.conv_snn`), ``T = 4``, trained
     with :func:`spikeforge.training.train_classifier` (Adam, per-epoch resumable checkpoints)
     without IMP + SDT and with IMP + LTS (optionally the other two combinations); test
     accuracy at every step on the test set.
 
 Seeds: for seed ``s`` every arm of an experiment starts from the same weights (``IMP`` values are
-drawn after the weights, :mod:`spikeforge.multistep.nets`) and sees the same batches, so the
+drawn after the weights, :mod:`spikeforge.experiments.imp.nets`) and sees the same batches, so the
 comparisons are paired. Nothing is tuned to the test sets: the settings are the spec's.
 """
 
@@ -47,11 +47,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spikeforge.core import fused
-from spikeforge.io import environment as base_environment
-from spikeforge.io import write_json
-from spikeforge.multistep.nets import conv_snn, if_mlp, imp_parameters
-from spikeforge.multistep.patterns import run_patterns
-from spikeforge.multistep.train import (
+from spikeforge.experiments.imp.nets import conv_snn, if_mlp, imp_parameters
+from spikeforge.experiments.imp.objectives import (
     LABELS,
     OBJECTIVE_NAMES,
     Objective,
@@ -59,6 +56,9 @@ from spikeforge.multistep.train import (
     per_step_accuracy,
     train_objective,
 )
+from spikeforge.experiments.imp.patterns import run_patterns
+from spikeforge.experiments.report import ReportFolder
+from spikeforge.io import write_json
 
 __all__ = [
     "ALL_FASHION_ARMS",
@@ -82,12 +82,12 @@ ALL_FASHION_ARMS = ("sdt", "imp+sdt", "lts", "imp+lts")
 DIGITS_SAMPLES = 1797
 
 
-def environment() -> dict[str, Any]:
-    """Versions, thread count and the neuron backend, recorded in every report."""
-    return base_environment() | {
-        "fused_kernel": fused.is_available(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
+def environment(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The report folder's environment (versions, code versions, threads) and the neuron
+    backend, recorded in every report."""
+    return ReportFolder(out_dir).environment(
+        fused_kernel=fused.is_available(), omp_num_threads=os.environ.get("OMP_NUM_THREADS")
+    )
 
 
 def _r(v: float, digits: int = 6) -> float:
@@ -172,7 +172,7 @@ def run_patterns_experiment(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     start = time.perf_counter()
     results = run_patterns()
     results["seconds"] = round(time.perf_counter() - start, 2)
-    results["environment"] = environment()
+    results["environment"] = environment(out_dir)
     write_json(Path(out_dir) / "imp-patterns.json", results)
     return results
 
@@ -364,13 +364,13 @@ def run_digits_experiment(
         }
     results = {
         "config": config,
-        "environment": environment(),
+        "environment": environment(out_dir),
         "seconds": round(time.perf_counter() - start, 2),
         "summary": summary,
         "acceptance": digits_acceptance(summary, tolerance, margin),
         "runs": runs,
     }
-    from spikeforge.multistep.report import plot_digits
+    from spikeforge.experiments.imp.report import plot_digits
 
     results["plots"] = [plot_digits(results, Path(out_dir) / "imp-digits.png").name]
     write_json(Path(out_dir) / "imp-digits.json", results)
@@ -517,13 +517,13 @@ def run_convergence_experiment(
         }
     results = {
         "config": config,
-        "environment": environment(),
+        "environment": environment(out_dir),
         "seconds": round(time.perf_counter() - start, 2),
         "summary": summary,
         "check": check,
         "runs": runs,
     }
-    from spikeforge.multistep.report import plot_convergence
+    from spikeforge.experiments.imp.report import plot_convergence
 
     results["plots"] = [plot_convergence(results, Path(out_dir) / "imp-convergence.png").name]
     write_json(Path(out_dir) / "imp-convergence.json", results)
@@ -580,8 +580,8 @@ def run_fashion_experiment(
         train_samples=train_samples,
         test_samples=test_samples,
     )
+    out = ReportFolder(out_dir).path  # records the code version before resuming
     data = load_dataset("fashion-mnist", data_dir).subset(train_samples, test_samples)
-    out = Path(out_dir)
     n_train, n_test = int(data.x_train.shape[0]), int(data.x_test.shape[0])
     config = {
         "data": "Fashion-MNIST, pixels / 255, static image repeated T times",
@@ -652,11 +652,11 @@ def run_fashion_experiment(
         }
     results = {
         "config": config,
-        "environment": environment(),
+        "environment": environment(out_dir),
         "seconds": round(time.perf_counter() - start, 1),
         "arms": results_arms,
     }
-    from spikeforge.multistep.report import plot_fashion
+    from spikeforge.experiments.imp.report import plot_fashion
 
     results["plots"] = [plot_fashion(results, out / "imp-fashion.png").name]
     write_json(out / "imp-fashion.json", results)
@@ -686,8 +686,7 @@ def run_imp_reproduction(
     run of one experiment does not drop the others' tables.
     ``threads``: torch intra-op threads during the run (restored afterwards; ``None``: leave
     them)."""
-    from spikeforge.io import atomic_write
-    from spikeforge.multistep.report import format_imp_tables
+    from spikeforge.experiments.imp.report import format_imp_tables
 
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown or not experiments:
@@ -698,7 +697,8 @@ def run_imp_reproduction(
         )
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    out = Path(out_dir)
+    folder = ReportFolder(out_dir)  # records the code version before resuming
+    out = folder.path
     out.mkdir(parents=True, exist_ok=True)
     before = torch.get_num_threads()
     if threads is not None:
@@ -726,5 +726,5 @@ def run_imp_reproduction(
         if name not in tables and saved.exists():
             tables[name] = json.loads(saved.read_text())
     text = format_imp_tables({n: tables[n] for n in EXPERIMENTS if n in tables}) + "\n"
-    atomic_write(out / "imp-tables.md", lambda fh: fh.write(text.encode()))
+    folder.write_text("imp-tables.md", text)
     return results

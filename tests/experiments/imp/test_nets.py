@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from spikeforge.core.neurons import IF, param_groups
-from spikeforge.multistep.nets import StaticSNN, conv_snn, if_mlp, imp_parameters
+from spikeforge.experiments.imp.nets import StaticSNN, conv_snn, if_mlp, imp_parameters
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:

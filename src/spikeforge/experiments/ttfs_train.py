@@ -16,6 +16,7 @@ Two modes, each written to its own report folder with resumable checkpoints:
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
@@ -27,14 +28,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spikeforge.data import Dataset
-from spikeforge.io import environment, write_json
+from spikeforge.data import Dataset, load_dataset
+from spikeforge.experiments.arguments import add_dataset_args
+from spikeforge.experiments.registry import Command
+from spikeforge.experiments.report import ReportFolder
+from spikeforge.experiments.ttfs_mapping import DEFAULT_EPOCHS, calibration_batches
 from spikeforge.metrics import accuracy, max_abs_difference, predictions_in_batches
 from spikeforge.models import ARCHITECTURES, fc2_p2, lenet5, vgg_small
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
 from spikeforge.ttfs.evaluate import evaluate_mapping
-from spikeforge.ttfs.experiments import calibration_batches
 from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
 from spikeforge.ttfs.fold import Chain, canonicalize
 from spikeforge.ttfs.hardware import Hardware
@@ -124,7 +127,8 @@ def run_scratch(
         raise ValueError(
             f"unknown architecture {arch!r}; choose from {sorted(SCRATCH_ARCHITECTURES)}"
         )
-    out = Path(out_dir)
+    folder = ReportFolder(out_dir)
+    out = folder.path
     cfg = recipe.train
     in_shape = tuple(dataset.x_train.shape[1:])
     torch.manual_seed(cfg.seed)
@@ -166,7 +170,7 @@ def run_scratch(
         "snn": ev.as_dict() | {"losses": snn_log.losses, "seconds": round(snn_seconds, 1)},
         "parameter_distance": _parameter_distance(snn, chain),
         "paper_anchor": PAPER_ANCHORS.get(dataset.name),
-        "environment": environment(),
+        "environment": folder.environment(),
     }
     report["plots"] = [
         training_curve(
@@ -175,7 +179,7 @@ def run_scratch(
             title=f"{dataset.name} {arch}: B1 SNN from scratch",
         ).name
     ]
-    write_json(out / "scratch.json", report)
+    folder.write_json("scratch.json", report)
     return report
 
 
@@ -205,7 +209,8 @@ def run_finetune(
     exact network only, so this mode has no event simulation."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    out = Path(out_dir)
+    folder = ReportFolder(out_dir)
+    out = folder.path
     torch.manual_seed(relu_recipe.seed)
     model = ARCHITECTURES[arch]()
     echo(f"training the ReLU {arch} on {dataset.name} ({relu_recipe.epochs} epochs) ...")
@@ -226,13 +231,13 @@ def run_finetune(
         "relu_accuracy": accuracy(relu_logits, dataset.y_test),
         "mapped": mapped.as_dict(),
         "paper_anchor": PAPER_ANCHORS.get(dataset.name),
-        "environment": environment(),
+        "environment": folder.environment(),
     }
     if hardware is not None or latency_quantile is not None:
         report |= _finetune_under_hardware(
             snn, dataset, out, finetune, hardware, latency_quantile, repeats, echo
         )
-        write_json(out / "finetune-hardware.json", report)
+        folder.write_json("finetune-hardware.json", report)
         return report
     echo(f"fine-tuning the B1 SNN ({finetune.train.epochs} epochs, lr {finetune.train.lr}) ...")
     start = time.perf_counter()
@@ -253,7 +258,7 @@ def run_finetune(
         snn, x_test, dataset.y_test, own_relu, event_samples=event_samples, progress=progress
     )
     report["finetuned"] = tuned.as_dict() | {"losses": log.losses, "seconds": round(seconds, 1)}
-    write_json(out / "finetune.json", report)
+    folder.write_json("finetune.json", report)
     return report
 
 
@@ -371,3 +376,142 @@ def table_rows(reports: list[dict]) -> list[list[object]]:
 
 def format_train_table(reports: list[dict]) -> str:
     return format_table(TABLE_HEADERS, table_rows(reports))
+
+
+# ---------------------------------------------------------------------------------------------
+# command
+# ---------------------------------------------------------------------------------------------
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_args(parser, "ttfs-train")
+    parser.add_argument("--arch", choices=["fc2", "lenet5", "vgg-small"], default="fc2")
+    parser.add_argument(
+        "--mode",
+        choices=["scratch", "finetune", "both"],
+        default="both",
+        help="train from scratch beside the same-seed ReLU network, fine-tune a mapped "
+        "network, or both (default)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="from-scratch epochs (default fc2 10, else 5)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="P2 default 8")
+    parser.add_argument("--lr", type=float, default=5e-4, help="from scratch (P2 default 5e-4)")
+    parser.add_argument(
+        "--activity-l1",
+        type=float,
+        default=None,
+        help="L1 activity regularisation on hidden activations, from scratch (default 1e-3, "
+        "vgg-small 1e-5)",
+    )
+    parser.add_argument(
+        "--relu-epochs", type=int, default=None, help="epochs of the ReLU network to fine-tune"
+    )
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-lr", type=float, default=1e-5)
+    parser.add_argument("--finetune-activity-l1", type=float, default=0.0)
+    hw = parser.add_argument_group(
+        "hardware fine-tuning (finetune mode: the mapped network is fine-tuned and evaluated "
+        "under these constraints; see spikeforge.ttfs.hardware)"
+    )
+    hw.add_argument("--noise", type=float, default=None, help="spike-time noise std (tau_c)")
+    hw.add_argument("--time-bits", type=int, default=None, help="input spike-time bits")
+    hw.add_argument("--weight-bits", type=int, default=None, help="weight bits")
+    hw.add_argument(
+        "--weight-range",
+        type=float,
+        nargs=2,
+        default=[-1.0, 1.0],
+        metavar=("W_MIN", "W_MAX"),
+        help="weight quantiser range (default P2's -1 1)",
+    )
+    hw.add_argument(
+        "--latency-quantile",
+        type=float,
+        default=None,
+        help="windows from this activation quantile, with the saturating clamp",
+    )
+    hw.add_argument("--repeats", type=int, default=5, help="noise draws per evaluation")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset, args.data_dir).subset(
+        args.train_samples, args.test_samples
+    )
+    out = args.out or f"reports/ttfs-train-{args.dataset}-{args.arch}"
+    progress = not args.quiet
+    reports = []
+    if args.mode in ("scratch", "both"):
+        changes: dict = {"seed": args.seed, "progress": progress, "batch_size": args.batch_size}
+        changes |= {"lr": args.lr} | ({"epochs": args.epochs} if args.epochs else {})
+        if args.activity_l1 is not None:
+            changes["activity_l1"] = args.activity_l1
+        recipe = scratch_recipe(args.arch, **changes)
+        reports.append(
+            run_scratch(
+                dataset,
+                args.arch,
+                out,
+                recipe,
+                event_samples=args.event_samples,
+                progress=progress,
+            )
+        )
+    if args.mode in ("finetune", "both"):
+        relu = TrainConfig(
+            epochs=args.relu_epochs or DEFAULT_EPOCHS[args.arch],
+            batch_size=128,
+            lr=1e-3,
+            seed=args.seed,
+            progress=progress,
+            schedule="cosine",
+        )
+        finetune = Recipe(
+            TrainConfig(
+                epochs=args.finetune_epochs,
+                batch_size=args.batch_size,
+                lr=args.finetune_lr,
+                seed=args.seed,
+                progress=progress,
+                schedule="exponential",
+            ),
+            activity_l1=args.finetune_activity_l1,
+        )
+        hardware = None
+        if args.noise or args.time_bits or args.weight_bits:
+            hardware = Hardware(
+                noise_std=args.noise or 0.0,
+                time_bits=args.time_bits,
+                weight_bits=args.weight_bits,
+                weight_range=tuple(args.weight_range),
+            )
+        reports.append(
+            run_finetune(
+                dataset,
+                args.arch,
+                out,
+                relu,
+                finetune,
+                hardware=hardware,
+                latency_quantile=args.latency_quantile,
+                repeats=args.repeats,
+                event_samples=args.event_samples,
+                progress=progress,
+            )
+        )
+    print(format_train_table(reports))
+    print(f"reports written to {out}/")
+    return 0
+
+
+COMMANDS = (
+    Command(
+        "ttfs-train",
+        "B1 TTFS networks trained from scratch and fine-tuned (P2)",
+        _arguments,
+        _run_command,
+        group="reproduce",
+        runtime="20 min (fc2, both modes), 15 min (lenet5); from scratch at batch 8",
+    ),
+)

@@ -1,9 +1,11 @@
-"""End-to-end mapping experiments: the demo on sklearn digits and the MNIST / Fashion-MNIST
-reproductions. Each trains a ReLU network (resumable), maps it with both neuron models,
-evaluates closed form and event simulation, and writes a report folder (metrics JSON, plots)."""
+"""End-to-end mapping experiments: ``spikeforge demo`` (sklearn digits) and ``spikeforge
+reproduce ttfs-mapping`` (MNIST / Fashion-MNIST). Each trains a ReLU network (resumable, constant
+learning rate), maps it with both neuron models, evaluates closed form and event simulation, and
+writes a report folder (metrics JSON, plots, the mapped networks as ``snn_<neuron>.pt``)."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
 from collections.abc import Callable
@@ -14,7 +16,9 @@ import torch
 from torch import Tensor
 
 from spikeforge.data.datasets import Dataset, load_dataset
-from spikeforge.io import environment, write_json
+from spikeforge.experiments.arguments import add_dataset_args
+from spikeforge.experiments.registry import Command
+from spikeforge.experiments.report import ReportFolder
 from spikeforge.metrics import predictions_in_batches
 from spikeforge.models import ARCHITECTURES
 from spikeforge.tables import format_table
@@ -24,7 +28,16 @@ from spikeforge.ttfs.mapping import from_relu
 from spikeforge.ttfs.network import TTFSNetwork
 from spikeforge.viz import spike_raster, spike_time_histograms, training_curve
 
+__all__ = [
+    "COMMANDS",
+    "calibration_batches",
+    "run_demo",
+    "run_mapping_experiment",
+]
+
 NEURONS = ("b1", "alpha1")
+DEFAULT_EPOCHS = {"fc2": 30, "lenet5": 15, "vgg-small": 10}
+"""ReLU training epochs per architecture (constant learning rate)."""
 
 # Paper anchor (P1 notebook, stored output): MNIST FC2 ReLU 98.62 %, SNN 98.62 %, agreement 1.0
 PAPER_ANCHORS = {
@@ -111,7 +124,8 @@ def run_mapping_experiment(
     """Train ``arch`` on ``dataset`` (resuming from ``out_dir/relu_checkpoint.pt``), map it with
     both neuron models, evaluate on the test set and write ``out_dir/metrics.json`` and plots.
     Returns the report dictionary."""
-    out = Path(out_dir)
+    report_folder = ReportFolder(out_dir)
+    out = report_folder.path
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     torch.manual_seed(train.seed)
@@ -138,7 +152,7 @@ def run_mapping_experiment(
         "test_samples": int(x_test.shape[0]),
         "neurons": {},
         "plots": [],
-        "environment": environment(),
+        "environment": report_folder.environment(),
     }
     anchor = PAPER_ANCHORS.get((dataset.name, arch))
     if anchor:
@@ -154,7 +168,7 @@ def run_mapping_experiment(
     report["plots"].append(
         training_curve(log.losses, out / "training_loss.png", title=f"{dataset.name} {arch}").name
     )
-    write_json(out / "metrics.json", report)
+    report_folder.write_json("metrics.json", report)
     echo(format_table(TABLE_HEADERS, table_rows(results)))
     echo(f"report written to {out}/ (metrics.json, {', '.join(report['plots'])})")
     return report
@@ -184,11 +198,78 @@ def run_demo(
     )
 
 
-__all__ = [
-    "Dataset",
-    "calibration_batches",
-    "environment",
-    "load_dataset",
-    "run_demo",
-    "run_mapping_experiment",
-]
+# ---------------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------------
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="reports/demo", help="report folder (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-event", action="store_true", help="skip the event simulation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_demo_command(args: argparse.Namespace) -> int:
+    run_demo(
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        event=not args.no_event,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def _mapping_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_args(parser, "ttfs-mapping")
+    parser.add_argument("--arch", choices=["fc2", "lenet5"], default="fc2")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: fc2 30, lenet5 15)"
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--zeta", type=float, default=0.5, help="window margin (default 0.5)")
+
+
+def _run_mapping_command(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset, args.data_dir).subset(
+        args.train_samples, args.test_samples
+    )
+    cfg = TrainConfig(
+        epochs=args.epochs or DEFAULT_EPOCHS[args.arch],
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    run_mapping_experiment(
+        dataset,
+        args.arch,
+        args.out or f"reports/ttfs-mapping-{args.dataset}-{args.arch}",
+        train=cfg,
+        zeta=args.zeta,
+        event_samples=args.event_samples,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+COMMANDS = (
+    Command(
+        "demo",
+        "digits CNN -> TTFS SNN, closed form and event simulation",
+        _demo_arguments,
+        _run_demo_command,
+        runtime="under 1 min",
+    ),
+    Command(
+        "ttfs-mapping",
+        "exact ReLU -> TTFS mapping on MNIST / Fashion-MNIST",
+        _mapping_arguments,
+        _run_mapping_command,
+        group="reproduce",
+        runtime="3 min (fc2), 4 min (lenet5): training and event simulation of the test set",
+    ),
+)

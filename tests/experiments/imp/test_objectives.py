@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from spikeforge.experiments.imp.nets import if_mlp
+from spikeforge.experiments.imp.objectives import make_objective, per_step_accuracy, train_objective
 from spikeforge.losses import lts_loss, sdt_loss, tet_loss
-from spikeforge.multistep.nets import if_mlp
-from spikeforge.multistep.train import make_objective, per_step_accuracy, train_objective
 
 
 class Fixed(nn.Module):

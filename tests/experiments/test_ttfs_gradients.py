@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from spikeforge.data import load_dataset
+from spikeforge.experiments import ttfs_gradients as rg
 from spikeforge.ttfs import from_relu
-from spikeforge.ttfs import reproduce_gradients as rg
 
 PNGS = ("parameter_distance.png", "gradient_norms.png", "accuracy.png")
 DEPTHS = (2, 3)

@@ -1,7 +1,7 @@
 """Objectives (SDT, LTS, TET, TET-S), a minibatch BPTT loop and per-time-step accuracy.
 
 Models map a static batch ``x [B, ...]`` to per-step logits ``O [T, B, C]`` (time-first; e.g.
-:class:`~spikeforge.multistep.nets.StaticSNN`). An :class:`Objective` pairs a loss on
+:class:`~spikeforge.experiments.imp.nets.StaticSNN`). An :class:`Objective` pairs a loss on
 ``[T, B, C]`` with the readout used at inference (spec §5): mean over time for SDT, TET and
 TET-S, the last step for LTS.
 """

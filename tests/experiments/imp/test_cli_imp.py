@@ -6,16 +6,18 @@ import json
 
 import pytest
 
-from spikeforge.cli import IMP_EXPERIMENTS, IMP_FASHION_ARMS, IMP_LOSSES, main
+from spikeforge.cli import build_parser, main
 from spikeforge.data import resolve_data_dir
-from spikeforge.multistep.imp import ALL_FASHION_ARMS, EXPERIMENTS
-from spikeforge.multistep.train import OBJECTIVE_NAMES
+from spikeforge.experiments.imp.experiments import ALL_FASHION_ARMS, EXPERIMENTS, FASHION_ARMS
+from spikeforge.experiments.imp.objectives import OBJECTIVE_NAMES
 
 
-def test_cli_names_match_the_package() -> None:
-    assert IMP_EXPERIMENTS == EXPERIMENTS
-    assert IMP_LOSSES == OBJECTIVE_NAMES
-    assert set(IMP_FASHION_ARMS) == set(ALL_FASHION_ARMS)
+def test_cli_defaults_are_the_package_names() -> None:
+    args = build_parser().parse_args(["reproduce", "imp"])
+    assert args.experiments == list(EXPERIMENTS)
+    assert args.losses == list(OBJECTIVE_NAMES)
+    assert args.fashion_arms == list(FASHION_ARMS)
+    assert set(FASHION_ARMS) <= set(ALL_FASHION_ARMS)
 
 
 def test_reproduce_imp_tiny(tmp_path, capsys) -> None:
