@@ -1,7 +1,13 @@
 """spikeforge: spiking neural networks in PyTorch.
 
-Subpackages: :mod:`spikeforge.ttfs` (exact time-to-first-spike networks),
-:mod:`spikeforge.data` (offline data loaders), :mod:`spikeforge.metrics`.
+Library packages, one per method: :mod:`spikeforge.core` (the multi-step IF / LIF engine),
+:mod:`spikeforge.ttfs` (exact time-to-first-spike networks). Shared by all methods:
+:mod:`spikeforge.data` (offline data loaders), :mod:`spikeforge.training`,
+:mod:`spikeforge.losses`, :mod:`spikeforge.metrics`, :mod:`spikeforge.io`, :mod:`spikeforge.viz`,
+:mod:`spikeforge.models`, :mod:`spikeforge.tables`. The reproductions and the command line's jobs
+are in :mod:`spikeforge.experiments` (which no library package imports).
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -70,9 +70,7 @@ def load_torch(path: str | os.PathLike[str]) -> Any:
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, check=True, timeout=20
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.decode(errors="replace")
@@ -111,3 +109,13 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
     }
+
+
+__all__ = [
+    "atomic_write",
+    "code_version",
+    "environment",
+    "load_torch",
+    "save_torch",
+    "write_json",
+]

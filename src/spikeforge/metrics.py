@@ -65,3 +65,13 @@ def predictions_in_batches(model: torch.nn.Module, x: Tensor, batch_size: int = 
     """Logits ``[B, C]`` of ``model`` on ``x`` computed batch by batch without gradients."""
     with torch.no_grad():
         return torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+__all__ = [
+    "accuracy",
+    "agreement",
+    "max_abs_difference",
+    "predictions_in_batches",
+    "spike_counts",
+    "spikes_per_neuron",
+]

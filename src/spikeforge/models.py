@@ -95,3 +95,13 @@ def digits_cnn(classes: int = 10) -> nn.Sequential:
 
 
 ARCHITECTURES = {"fc2": fc2, "lenet5": lenet5, "vgg-small": vgg_small, "digits-cnn": digits_cnn}
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "digits_cnn",
+    "fc2",
+    "fc2_p2",
+    "lenet5",
+    "vgg_small",
+]

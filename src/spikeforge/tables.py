@@ -27,3 +27,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
     ]
     return "\n".join(lines)
+
+
+__all__ = [
+    "format_table",
+]

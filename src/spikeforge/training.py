@@ -194,3 +194,11 @@ def train_classifier(
     bar.close()
     model.eval()
     return log
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainLog",
+    "relu_activity_l1",
+    "train_classifier",
+]

@@ -515,3 +515,19 @@ COMMANDS = (
         runtime="20 min (fc2, both modes), 15 min (lenet5); from scratch at batch 8",
     ),
 )
+
+
+__all__ = [
+    "COMMANDS",
+    "PAPER_ANCHORS",
+    "SCRATCH_ACTIVITY_L1",
+    "SCRATCH_ARCHITECTURES",
+    "TABLE_HEADERS",
+    "Recipe",
+    "format_train_table",
+    "refreshed_chain",
+    "run_finetune",
+    "run_scratch",
+    "scratch_recipe",
+    "table_rows",
+]

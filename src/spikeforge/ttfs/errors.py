@@ -13,3 +13,9 @@ class UnsupportedLayerError(TypeError):
 
 class InputRangeError(ValueError):
     """Input values lie outside the declared ``input_range`` (and clipping was not requested)."""
+
+
+__all__ = [
+    "InputRangeError",
+    "UnsupportedLayerError",
+]

@@ -158,3 +158,9 @@ def evaluate_mapping(
     result.early_spikes = early
     result.event_seconds = time.perf_counter() - start
     return result
+
+
+__all__ = [
+    "MappingEvaluation",
+    "evaluate_mapping",
+]

@@ -212,3 +212,15 @@ def describe(op: Op) -> str:
     else:
         name = type(op).__name__
     return f"{name} at {op.path}"
+
+
+__all__ = [
+    "Affine",
+    "Flatten",
+    "Op",
+    "Pool",
+    "Relu",
+    "ScaleShift",
+    "describe",
+    "max_min_pool",
+]

@@ -249,3 +249,17 @@ class Alpha1Readout(TTFSLayer):
 def window_violations(t: Tensor, win: LayerWindow) -> int:
     """Number of spike times before the window opens (activations larger than the window)."""
     return int((t < win.t_min).sum())
+
+
+__all__ = [
+    "Alpha1Layer",
+    "Alpha1Readout",
+    "B1Layer",
+    "B1Readout",
+    "SpikeTimeFlatten",
+    "SpikeTimePool",
+    "Synapses",
+    "TTFSLayer",
+    "pre_op_module",
+    "window_violations",
+]

@@ -181,3 +181,10 @@ def b1_from_scratch(
     return TTFSNetwork(
         _b1_layers(chain), windows, input_range, chain.in_shape, bool(chain.post), info
     )
+
+
+__all__ = [
+    "Neuron",
+    "b1_from_scratch",
+    "from_relu",
+]

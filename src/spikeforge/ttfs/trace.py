@@ -187,3 +187,9 @@ def infer_shapes(ops: list[Op], sample: Tensor) -> None:
                 f"layer at {op.path} cannot take input of shape {list(x.shape)}: {exc}"
             ) from exc
         op.out_shape = tuple(x.shape[1:])
+
+
+__all__ = [
+    "infer_shapes",
+    "trace_chain",
+]

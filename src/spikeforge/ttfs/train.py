@@ -104,3 +104,10 @@ def train_b1(
         after_step=after_step,
         desc="training B1 TTFS network",
     )
+
+
+__all__ = [
+    "P2_DEFAULTS",
+    "grow_windows",
+    "train_b1",
+]

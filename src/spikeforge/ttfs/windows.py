@@ -92,3 +92,9 @@ class Windows(nn.Module):
 
     def extra_repr(self) -> str:
         return f"widths={[round(v, 4) for v in self.widths.tolist()]}, latency={self.latency:.4f}"
+
+
+__all__ = [
+    "LayerWindow",
+    "Windows",
+]
