@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from spikeforge import __version__
+from spikeforge.io import save_torch
 from spikeforge.ttfs.errors import InputRangeError
 from spikeforge.ttfs.fold import Chain
 from spikeforge.ttfs.hardware import Hardware, constrain_hidden_times, constrain_input_times
-from spikeforge.ttfs.layers import TTFSLayer, window_violations
+from spikeforge.ttfs.ir import Affine, Flatten, Pool
+from spikeforge.ttfs.layers import SpikeTimePool, Synapses, TTFSLayer, window_violations
 from spikeforge.ttfs.windows import Windows
+
+#: Name and version of the file format :meth:`TTFSNetwork.save` writes and
+#: :func:`spikeforge.ttfs.saving.load` reads (layout in :mod:`spikeforge.ttfs.saving`).
+SAVE_FORMAT = "spikeforge.ttfs.network"
+SAVE_VERSION = 1
 
 
 @dataclass
@@ -177,3 +189,90 @@ class TTFSNetwork(nn.Module):
         from spikeforge.ttfs.events import simulate
 
         return simulate(self, x, clip=clip, **kwargs).logits
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the network to ``path`` atomically (:func:`spikeforge.io.save_torch`) in the
+        format of :mod:`spikeforge.ttfs.saving`; read it back with
+        :func:`spikeforge.ttfs.load`. The file holds only plain data and tensors (it loads with
+        ``torch.load(path, weights_only=True)``); tensors are stored on the CPU with their
+        dtypes. Returns the path written."""
+        state = {k: v.cpu() for k, v in self.state_dict().items()}
+        return save_torch(
+            path, {**_header(), "network": _network_record(self), "state_dict": state}
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the saved form (writer side; the reader and the layout are in spikeforge.ttfs.saving, which
+# imports this module)
+# ---------------------------------------------------------------------------------------------
+
+
+def _header() -> dict[str, Any]:
+    return {
+        "format": SAVE_FORMAT,
+        "version": SAVE_VERSION,
+        "written_by": f"spikeforge {__version__}",
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists (recursively), tensors detached on the CPU, everything else unchanged."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    return value
+
+
+def _op_record(op: Affine | Pool | Flatten) -> dict[str, Any]:
+    """An IR operation as ``{"op": class name, field: value, ...}``."""
+    fields = {f.name: _plain(getattr(op, f.name)) for f in dataclasses.fields(op)}
+    return {"op": type(op).__name__, **fields}
+
+
+def _layer_record(layer: TTFSLayer) -> dict[str, Any]:
+    pre: list[dict[str, Any]] = []
+    for op in layer.pre:
+        if isinstance(op, SpikeTimePool):  # geometry here, the sign buffer in the state dict
+            pre.append({**_op_record(op.spec), "signed": op.sign is not None})
+        else:
+            pre.append({"op": "Flatten"})
+    syn: Synapses = layer.synapses
+    synapses = {
+        name: _plain(getattr(syn, name))
+        for name in ("kind", "stride", "padding", "dilation", "groups", "in_shape", "out_shape")
+    }
+    return {"kind": type(layer).__name__, "path": layer.path, "pre": pre, "synapses": synapses}
+
+
+def _mapping_record(info: MappingInfo) -> dict[str, Any]:
+    chain = info.chain
+    return {
+        "chain": {
+            "in_shape": _plain(chain.in_shape),
+            "stages": [
+                {"pre": [_op_record(op) for op in s.pre], "affine": _op_record(s.affine)}
+                for s in chain.stages
+            ],
+            "post": [_op_record(op) for op in chain.post],
+        },
+        "max_activations": list(info.max_activations),
+        "zeta": info.zeta,
+        "weight_sum_scaled": info.weight_sum_scaled,
+    }
+
+
+def _network_record(net: TTFSNetwork) -> dict[str, Any]:
+    return {
+        "neuron": net.neuron,
+        "input_range": list(net.input_range),
+        "in_shape": list(net.in_shape),
+        "flatten_output": net.flatten_output,
+        "layers": [_layer_record(layer) for layer in net.layers],
+        "hardware": None if net.hardware is None else net.hardware.as_dict(),
+        "mapping": None if net.mapping is None else _mapping_record(net.mapping),
+    }
+
+
+__all__ = ["SAVE_FORMAT", "SAVE_VERSION", "MappingInfo", "TTFSNetwork", "TTFSOutput"]
