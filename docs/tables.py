@@ -1,0 +1,957 @@
+"""Generate the results tables of README.md and docs/*.md from docs/results/*.json.
+
+Every table whose numbers come from a results file sits between two markers::
+
+    <!-- table: NAME -->
+    ...generated, do not edit...
+    <!-- /table -->
+
+``python docs/tables.py`` rewrites every such block from the JSON files; ``python docs/tables.py
+--check`` writes nothing and exits with status 1, naming the stale blocks, when any block differs
+from what the JSON files give (or names a table this script does not know). Only numbers held by
+a JSON file appear in the generated blocks. ``make docs`` runs the generator.
+
+To add a table: write a function returning its Markdown, register it with ``@table("NAME")`` and
+put the two markers where it belongs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+BLOCK = re.compile(
+    r"(?P<open><!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
+    re.DOTALL,
+)
+TABLES: dict[str, Callable[[], str]] = {}
+
+
+def table(name: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+    """Register a generator for the block ``<!-- table: name -->``."""
+
+    def register(fn: Callable[[], str]) -> Callable[[], str]:
+        if name in TABLES:
+            raise ValueError(f"table {name!r} registered twice")
+        TABLES[name] = fn
+        return fn
+
+    return register
+
+
+@cache
+def load(name: str) -> dict:
+    """``docs/results/<name>.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+# --- number formatting --------------------------------------------------------------------------
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    """A fraction as a percentage without the sign: 0.98284 -> '98.28'."""
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def sig(x: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits; scientific notation below 1e-3 and from 1e6."""
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    if not math.isfinite(x):
+        return str(x)
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude < -3 or magnitude >= 6:
+        return f"{x:.{digits - 1}e}".replace("e-0", "e-").replace("e+0", "e+")
+    return f"{x:,.{max(0, digits - 1 - magnitude)}f}"
+
+
+def err(x: float | None) -> str:
+    """A rounding-level error with one significant digit: 2.3e-14 -> '2e-14'."""
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e-3:
+        return sig(x, 3)
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
+def short(x: float) -> str:
+    """Shortest form of a setting: 0.001 -> '0.001', 5e-05 -> '5e-5'."""
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def seconds(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return "<1" if x < 0.5 else f"{x:.0f}"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def mean_std(stats: dict, digits: int = 1) -> str:
+    """``{"mean": 0.82, "std": 0.028}`` as '82.0 ± 2.8' (percent)."""
+    return f"{pct(stats['mean'], digits)} ± {pct(stats['std'], digits)}"
+
+
+def md(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def threads_word(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
+# --- TTFS: mapping, training, gradients, hardware -------------------------------------------------
+
+MAPPING_RUNS = (
+    "ttfs-mapping-mnist-fc2",
+    "ttfs-mapping-mnist-lenet5",
+    "ttfs-mapping-fashion-mnist-fc2",
+    "ttfs-mapping-fashion-mnist-lenet5",
+)
+TRAIN_RUNS = (
+    "ttfs-train-mnist-fc2",
+    "ttfs-train-fashion-mnist-fc2",
+    "ttfs-train-mnist-lenet5",
+    "ttfs-train-mnist-vgg-small",
+)
+
+
+def mapping_row(report: dict, ev: dict) -> list[object]:
+    return [
+        report["dataset"],
+        report["arch"],
+        ev["neuron"],
+        pct(ev["ann_accuracy"]),
+        pct(ev["snn_accuracy"]),
+        pct(ev["event_accuracy"]),
+        f"{sig(ev['agreement'], 4)} / {sig(ev['event_agreement'], 4)}",
+        f"{err(ev['max_error'])} / {err(ev['event_max_error'])}",
+        f"{ev['spikes_per_neuron']:.3f}",
+        f"{ev['latency']:.2f}",
+        f"{ev['window_violations']} / {ev['early_spikes']}",
+        f"{ev['event_samples']:,}",
+        seconds(ev["event_seconds"]),
+    ]
+
+
+@table("ttfs-mapping")
+def ttfs_mapping() -> str:
+    header = [
+        "data",
+        "arch",
+        "neuron",
+        "ANN acc %",
+        "SNN acc %",
+        "event acc %",
+        "agreement",
+        "max abs err",
+        "spikes/neuron",
+        "latency",
+        "violations",
+        "event samples",
+        "event s",
+    ]
+    rows = []
+    for report in (load("demo"), *(load(name) for name in MAPPING_RUNS)):
+        rows += [mapping_row(report, ev) for ev in report["neurons"].values()]
+    for name in MAPPING_RUNS:
+        anchor = load(name).get("paper_anchor")
+        if anchor:
+            report = load(name)
+            rows.append(
+                [
+                    f"{report['dataset']} (**P1 paper anchor**)",
+                    report["arch"],
+                    "alpha1",
+                    pct(anchor["ann_accuracy"]),
+                    pct(anchor["snn_accuracy"]),
+                    "",
+                    sig(anchor["agreement"], 4),
+                    *[""] * 6,
+                ]
+            )
+    return md(header, rows)
+
+
+@table("ttfs-mapping-training")
+def ttfs_mapping_training() -> str:
+    """The ReLU training of each mapping run, as recorded in its JSON."""
+    header = ["data", "arch", "epochs", "batch", "Adam lr", "schedule", "ReLU training s"]
+    rows = []
+    for report in (load("demo"), *(load(name) for name in MAPPING_RUNS)):
+        train = report["train"]
+        rows.append(
+            [
+                report["dataset"],
+                report["arch"],
+                train["epochs"],
+                train["batch_size"],
+                short(train["lr"]),
+                train.get("schedule", "constant"),
+                seconds(train["seconds"]),
+            ]
+        )
+    return md(header, rows)
+
+
+def _train_row(report: dict, mode: str, relu_acc: float, ev: dict, dist: object) -> list[object]:
+    per_layer = " / ".join(f"{s:.3f}" for s in ev["spikes_per_layer"])
+    return [
+        report["dataset"],
+        report["arch"],
+        mode,
+        pct(relu_acc),
+        pct(ev["snn_accuracy"]),
+        pct(ev["event_accuracy"]),
+        f"{ev['event_samples']:,}",
+        sig(ev["event_agreement"], 4),
+        err(ev["max_error"]),
+        dist,
+        f"{ev['spikes_per_neuron']:.3f}",
+        per_layer,
+        sig(ev["latency"], 4),
+    ]
+
+
+@table("ttfs-train")
+def ttfs_train() -> str:
+    header = [
+        "data",
+        "arch",
+        "mode",
+        "ReLU acc %",
+        "SNN acc %",
+        "SNN acc (event) %",
+        "event samples",
+        "agreement",
+        "max abs err",
+        "param dist",
+        "spikes/neuron",
+        "per layer",
+        "latency",
+    ]
+    rows = []
+    for name in TRAIN_RUNS:
+        run = load(name)
+        if "scratch" in run:
+            s = run["scratch"]
+            dist = err(s["parameter_distance"])
+            rows.append(_train_row(s, "scratch", s["relu"]["accuracy"], s["snn"], dist))
+        if "finetune" in run:
+            f = run["finetune"]
+            mode = f"finetune (mapped {pct(f['mapped']['snn_accuracy'])})"
+            rows.append(_train_row(f, mode, f["relu_accuracy"], f["finetuned"], "-"))
+    return md(header, rows)
+
+
+@table("ttfs-train-recipes")
+def ttfs_train_recipes() -> str:
+    """Training settings of every ttfs-train run, as recorded in its JSON."""
+    header = ["data", "arch", "mode", "ReLU training", "SNN training", "L1 activity"]
+    rows = []
+
+    def recipe(cfg: dict) -> str:
+        text = f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam {short(cfg['lr'])}"
+        if cfg["schedule"] == "exponential":
+            return text + f", x{cfg['decay_rate']} per {cfg['decay_steps']:,} steps"
+        return text + f", {cfg['schedule']}"
+
+    for name in TRAIN_RUNS:
+        run = load(name)
+        if "scratch" in run:
+            s = run["scratch"]
+            train = s["recipe"]["train"]
+            rows.append(
+                [
+                    s["dataset"],
+                    s["arch"],
+                    "scratch",
+                    "same as SNN, side by side",
+                    recipe(train),
+                    short(s["recipe"]["activity_l1"]),
+                ]
+            )
+        if "finetune" in run:
+            f = run["finetune"]
+            rows.append(
+                [
+                    f["dataset"],
+                    f["arch"],
+                    "finetune",
+                    recipe(f["relu_train"]),
+                    recipe(f["recipe"]["train"]),
+                    short(f["recipe"]["activity_l1"]),
+                ]
+            )
+    return md(header, rows)
+
+
+GRADIENT_RUNS = (
+    ("relu", "ReLU"),
+    ("b1", "B1"),
+    ("alpha1_smart", "alpha1, smart init"),
+    ("alpha1_naive", "alpha1, naive init"),
+    ("relu_perturbed", "ReLU from init x (1 + 1e-15 N)"),
+)
+
+
+@table("ttfs-gradients")
+def ttfs_gradients() -> str:
+    report = load("ttfs-gradients-mnist")
+    steps = report["config"]["steps"]
+    header = [
+        "hidden layers",
+        "run",
+        "param dist (max abs)",
+        "logit dist (rel L2)",
+        "test acc %",
+        "grad norm last/first (init)",
+        f"(step {steps})",
+    ]
+    rows = []
+    for depth, result in report["depths"].items():
+        for key, label in GRADIENT_RUNS:
+            s = result["summary"][key]
+            rows.append(
+                [
+                    depth,
+                    label,
+                    sig(s.get("final_param_max_abs")),
+                    sig(s.get("final_function_rel_l2")),
+                    pct(s.get("final_accuracy"), 2),
+                    sig(s.get("grad_ratio_init")),
+                    sig(s.get("grad_ratio_final")),
+                ]
+            )
+    return md(header, rows)
+
+
+HARDWARE_SWEEPS = {
+    "noise": "noise std",
+    "time_bits": "time bits",
+    "weight_bits": "weight bits",
+    "latency": "latency quantile",
+}
+
+
+def _hw_acc(result: dict) -> str:
+    if len(result["accuracies"]) > 1:
+        return f"{pct(result['accuracy'])} ± {pct(result['accuracy_std'])}"
+    return pct(result["accuracy"])
+
+
+def _hw_row(label: str, value: object, run: dict) -> list[object]:
+    before, after = run["before"], run["after"]
+    factor_after = after.get("latency_factor_recalibrated", after["latency_factor"])
+    return [
+        label,
+        value,
+        _hw_acc(before),
+        _hw_acc(after),
+        f"{before['latency_factor']:.3f}",
+        f"{factor_after:.3f}",
+        f"{before['spikes_per_neuron']:.3f}",
+        f"{after['spikes_per_neuron']:.3f}",
+    ]
+
+
+@table("ttfs-hardware")
+def ttfs_hardware() -> str:
+    report = load("ttfs-hardware-mnist-fc2")
+    header = [
+        "constraint",
+        "value",
+        "acc mapped %",
+        "acc fine-tuned %",
+        "latency factor",
+        "(fine-tuned)",
+        "spikes/neuron",
+        "(fine-tuned)",
+    ]
+    rows = [_hw_row("none (control)", "-", report["control"])]
+    for key, label in HARDWARE_SWEEPS.items():
+        rows += [_hw_row(label, run["value"], run) for run in report["sweeps"].get(key, [])]
+    return md(header, rows)
+
+
+@table("ttfs-hardware-setup")
+def ttfs_hardware_setup() -> str:
+    r = load("ttfs-hardware-mnist-fc2")
+    relu, ft = r["relu_train"], r["finetune"]
+    low, high = r["weight_range"]
+    rows = [
+        [
+            "ReLU network",
+            f"{r['arch']}, {relu['epochs']} epochs, Adam {short(relu['lr'])}, "
+            f"batch {relu['batch_size']}, {relu['schedule']}",
+        ],
+        [
+            "ReLU = mapped B1 SNN (test acc %)",
+            f"{pct(r['relu_accuracy'])} = {pct(r['exact']['accuracy'])}",
+        ],
+        ["latency of the exact network (tau_c)", f"{r['exact']['latency']:.2f}"],
+        ["weight range of the quantiser", f"[{low:.3f}, {high:.3f}]"],
+        [
+            "fine-tuning",
+            f"{ft['steps']:,} steps of batch {ft['batch_size']}, lr "
+            f"{short(ft['lr'])}, first {ft['samples']:,} training images",
+        ],
+        ["noise draws per evaluation", r["repeats"]],
+        ["run time (s)", f"{r['seconds']:.0f}"],
+    ]
+    return md(["setting", "value"], rows)
+
+
+# --- multi-step: IMP / LTS / TET --------------------------------------------------------------
+
+
+@table("imp-patterns")
+def imp_patterns() -> str:
+    report = load("imp-patterns")
+    header = [
+        "setting",
+        "IMP = 0: pairs / mappings",
+        "IMP grid: pairs / mappings",
+        "spec §4.6",
+        "match",
+    ]
+    rows = []
+    for r in report["rows"]:
+        spec = r["spec"]
+        rows.append(
+            [
+                r["setting"],
+                f"{r['imp_zero']['pairs']} / {r['imp_zero']['mappings']}",
+                f"{r['imp_grid']['pairs']} / {r['imp_grid']['mappings']}",
+                f"{spec['imp_zero']['pairs']} / {spec['imp_zero']['mappings']} -> "
+                f"{spec['imp_grid']['pairs']} / {spec['imp_grid']['mappings']}",
+                "yes" if r["matches_spec"] else "**no**",
+            ]
+        )
+    return md(header, rows)
+
+
+@table("imp-digits")
+def imp_digits() -> str:
+    report = load("imp-digits")
+    steps = report["config"]["time_steps"]
+    header = ["IMP", "loss", *(f"O[{t + 1}]" for t in range(steps)), "readout", "mean readout"]
+    rows = []
+    for s in report["summary"].values():
+        rows.append(
+            [
+                "yes" if s["imp"] else "no",
+                s["label"].replace(" + IMP", ""),
+                *(mean_std(step) for step in s["per_step"]),
+                f"{mean_std(s['readout_accuracy'])} ({s['readout']})",
+                mean_std(s["mean_readout"]),
+            ]
+        )
+    return md(header, rows)
+
+
+@table("imp-digits-acceptance")
+def imp_digits_acceptance() -> str:
+    acc = load("imp-digits")["acceptance"]
+    rows = [
+        [
+            f"{a['arm']}: O[1] within {pct(acc['tolerance'], 0)} points of the readout",
+            f"{pct(a['first_step'], 1)} vs {pct(a['final'], 1)} ({pct(a['gap'], 1)} points)",
+            "PASS" if a["passed"] else "**FAIL**",
+        ]
+        for a in acc["within"]
+    ]
+    rows += [
+        [
+            f"{a['arm']} O[1] vs no-IMP {a['baseline']} O[1] (>= +{pct(acc['margin'], 0)} points, "
+            "seeds separated)",
+            f"{pct(a['first_step'], 1)} vs {pct(a['baseline_first_step'], 1)} "
+            f"(+{pct(a['difference'], 1)} points)",
+            "PASS" if a["passed"] and a["seeds_separated"] else "**FAIL**",
+        ]
+        for a in acc["clearly_above"]
+    ]
+    rows.append(["all", "", "**PASS**" if acc["passed"] else "**FAIL**"])
+    return md(["check", "measured", "verdict"], rows)
+
+
+@table("imp-convergence")
+def imp_convergence() -> str:
+    report = load("imp-convergence")
+    cfg = report["config"]
+    header = [
+        "loss",
+        f"epoch {cfg['report_epoch']}",
+        f"epoch {cfg['epochs']}",
+        "epochs to 90 % (per seed)",
+        "epochs to 99 % (per seed)",
+    ]
+    rows = []
+    for s in report["summary"].values():
+        rows.append(
+            [
+                s["label"],
+                mean_std(s["at_report_epoch"]),
+                mean_std(s["final"]),
+                ", ".join(str(e) for e in s["epochs_to_90"]),
+                ", ".join(str(e) for e in s["epochs_to_99"]),
+            ]
+        )
+    return md(header, rows)
+
+
+@table("imp-fashion")
+def imp_fashion() -> str:
+    report = load("imp-fashion")
+    steps = report["config"]["time_steps"]
+    header = [
+        "arm",
+        *(f"O[{t + 1}]" for t in range(steps)),
+        "readout",
+        "mean readout",
+        "train s",
+        "eval s",
+    ]
+    rows = []
+    for a in report["arms"].values():
+        rows.append(
+            [
+                a["label"],
+                *(pct(p) for p in a["per_step"]),
+                f"{pct(a['readout_accuracy'])} ({a['readout']})",
+                pct(a["mean_readout"]),
+                seconds(a["train_seconds"]),
+                seconds(a["eval_seconds"]),
+            ]
+        )
+    return md(header, rows)
+
+
+@table("imp-runtime")
+def imp_runtime() -> str:
+    rows = []
+    total = 0.0
+    for name in ("patterns", "digits", "convergence", "fashion"):
+        report = load(f"imp-{name}")
+        total += report["seconds"]
+        rows.append([name, report["environment"]["threads"], short(report["seconds"])])
+    rows.append(["**all**", "", f"{total:.0f} ({int(total // 60)} min {total % 60:.0f} s)"])
+    return md(["experiment", "threads", "seconds"], rows)
+
+
+# --- benchmarks -----------------------------------------------------------------------------------
+
+NEURON_PEERS = ("spikingjelly", "snntorch", "norse")
+NEURON_RUNS = ("bench-neurons", "bench-neurons-1thread")
+
+
+def _neuron_rows() -> Iterable[tuple[str, int, dict]]:
+    for name in NEURON_RUNS:
+        report = load(name)
+        for workload in ("W1", "W2", "W3"):
+            if workload in report:
+                yield workload, report["threads"], report[workload]
+
+
+@table("bench-neurons")
+def bench_neurons() -> str:
+    header = [
+        "workload",
+        "threads",
+        "relu-T ms",
+        "**spikeforge** ms (x relu-T)",
+        "sf dense",
+        "sf reference",
+        "SpikingJelly",
+        "snnTorch",
+        "Norse",
+        "fastest peer / spikeforge",
+    ]
+    rows = []
+    for workload, threads, w in _neuron_rows():
+        med = w["median_ms"]
+        base = med["relu-T"]
+
+        def cell(name: str, med: dict = med, base: float = base) -> str:
+            return f"{med[name]:.1f} ({med[name] / base:.2f}x)"
+
+        fastest = min(med[p] for p in NEURON_PEERS)
+        rows.append(
+            [
+                workload,
+                threads,
+                f"{base:.1f}",
+                f"**{cell('sf-fused')}**",
+                cell("sf-fused-dense"),
+                cell("sf-reference"),
+                *(cell(p) for p in NEURON_PEERS),
+                f"**{ratio(fastest / med['sf-fused'])}**",
+            ]
+        )
+    return md(header, rows)
+
+
+@table("bench-neurons-memory")
+def bench_neurons_memory() -> str:
+    names = ["relu-T", "sf-fused", "sf-reference", *NEURON_PEERS]
+    labels = ["relu-T", "spikeforge", "sf reference", "SpikingJelly", "snnTorch", "Norse"]
+    header = ["workload", "threads", *labels]
+    rows = []
+    for workload, threads, w in _neuron_rows():
+        mem = w["memory_kib"]
+        rows.append(
+            [workload, threads, *(f"{mem[n]['peak_growth_kib'] / 1024:.1f}" for n in names)]
+        )
+    return md(header, rows)
+
+
+@table("bench-neurons-spikes")
+def bench_neurons_spikes() -> str:
+    report = load("bench-neurons")
+    rows = []
+    for workload in ("W1", "W2", "W3"):
+        spikes = report[workload]["spikes"]
+        differ = sum(v["differ"] for v in spikes.values())
+        rows.append([workload, f"{spikes['sf-reference']['spikes']:,}", len(spikes) - 1, differ])
+    return md(["workload", "spikes (reference path)", "contenders compared", "differing"], rows)
+
+
+def _machine_line(report: dict) -> str:
+    return (
+        f"CPU: {report['cpu']} ({report['cpu_count']} logical CPUs), torch {report['torch']}, "
+        f"{report['allocator']}; {report['load_before']} before, {report['load_after']} after."
+    )
+
+
+def _worst_line(report: dict, what: str) -> str:
+    parts = []
+    for threads, w in sorted(report["worst_ratio"]["per_threads"].items()):
+        model = f" {w['model']}" if w["model"] != "b1" or what == "closed form" else ""
+        parts.append(
+            f"{ratio(w['ratio'])} at {threads_word(int(threads))} ({w['arch']} {w['dtype']}{model})"
+        )
+    overall = report["worst_ratio"]["overall"]
+    verdict = "within" if overall["ratio"] <= report["target_ratio"] else "**above**"
+    return (
+        f"Worst {what} / ReLU ratio: {'; '.join(parts)}; {verdict} the "
+        f"{report['target_ratio']}x target."
+    )
+
+
+def _noisy_line(report: dict) -> str:
+    if not report["noisy"]:
+        return f"No setting's repeats spread by more than {report['noisy_spread']}x (max / min)."
+    return (
+        f"Repeats spread by more than {report['noisy_spread']}x (max / min), noisy: "
+        + ", ".join(report["noisy"])
+        + "."
+    )
+
+
+@table("bench-ttfs-inference")
+def bench_ttfs_inference() -> str:
+    report = load("bench-ttfs-inference")
+    n = report["test_samples"]
+    header = [
+        "arch",
+        "dtype",
+        "threads",
+        f"ReLU ms / {n:,}",
+        "TTFS b1 ms",
+        "b1 / ReLU",
+        "TTFS alpha1 ms",
+        "alpha1 / ReLU",
+        "agreement b1 / alpha1",
+        "spread",
+    ]
+    rows = []
+    for r in report["timing"]:
+        spread = max(max(v) / min(v) for v in r["all_ms"].values())
+        rows.append(
+            [
+                r["arch"],
+                r["dtype"],
+                r["threads"],
+                f"{r['relu_ms']:.1f}",
+                f"{r['ttfs_ms']['b1']:.1f}",
+                ratio(r["ratio"]["b1"]),
+                f"{r['ttfs_ms']['alpha1']:.1f}",
+                ratio(r["ratio"]["alpha1"]),
+                f"{sig(r['agreement']['b1'], 4)} / {sig(r['agreement']['alpha1'], 4)}",
+                ratio(spread),
+            ]
+        )
+    args = report["args"]
+    lines = [
+        md(header, rows),
+        "",
+        f"Batch {args['batch_size']}, median of {args['repeats']} passes over the test set, "
+        f"ReLU trained {args['train_steps']} steps. {_worst_line(report, 'closed form')} "
+        f"{_noisy_line(report)} {_machine_line(report)}",
+    ]
+    return "\n".join(lines)
+
+
+@table("bench-ttfs-simulator")
+def bench_ttfs_simulator() -> str:
+    report = load("bench-ttfs-inference")
+    header = [
+        "arch",
+        "neuron",
+        "threads",
+        "samples",
+        "seconds",
+        "samples/s",
+        "max abs(sim - closed)",
+        "agreement",
+    ]
+    rows = [
+        [
+            r["arch"],
+            r["neuron"],
+            r["threads"],
+            r["samples"],
+            f"{r['seconds']:.2f}",
+            f"{r['samples_per_s']:.0f}",
+            err(r["max_abs_diff"]),
+            sig(r["agreement"], 4),
+        ]
+        for r in report["simulator"]
+    ]
+    return md(header, rows)
+
+
+@table("bench-ttfs-training")
+def bench_ttfs_training() -> str:
+    report = load("bench-ttfs-training")
+    header = ["arch", "dtype", "threads", "ReLU ms/step", "B1 ms/step", "ratio", "spread"]
+    rows = []
+    for r in report["timing"]:
+        spread = max(max(v) / min(v) for v in r["all_ms"].values())
+        rows.append(
+            [
+                r["arch"],
+                r["dtype"],
+                r["threads"],
+                f"{r['relu_ms']:.2f}",
+                f"{r['b1_ms']:.2f}",
+                ratio(r["ratio"]),
+                ratio(spread),
+            ]
+        )
+    args = report["args"]
+    lines = [
+        md(header, rows),
+        "",
+        f"Batch {args['batch_size']}, median of {args['repeats']} passes of {args['steps']} "
+        f"steps. {_worst_line(report, 'B1 step')} {_noisy_line(report)} "
+        f"{_machine_line(report)}",
+    ]
+    return "\n".join(lines)
+
+
+# --- README: the feature table ------------------------------------------------------------------
+
+
+def _mapping_headline() -> str:
+    reports = [load("demo"), *(load(name) for name in MAPPING_RUNS)]
+    evs = [ev for r in reports for ev in r["neurons"].values()]
+    agreement = min(min(ev["agreement"], ev["event_agreement"]) for ev in evs)
+    error = max(max(ev["max_error"], ev["event_max_error"]) for ev in evs)
+    lenet = load("ttfs-mapping-mnist-lenet5")["neurons"]["b1"]
+    inference = load("bench-ttfs-inference")["worst_ratio"]["overall"]
+    return (
+        f"{len(reports)} networks x 2 neuron models: agreement {sig(agreement, 4)}, max error "
+        f"{err(error)} (closed form and event simulator); MNIST LeNet5 {pct(lenet['snn_accuracy'])}"
+        f" %; closed form at most {ratio(inference['ratio'])} the ReLU time"
+    )
+
+
+def _training_headline() -> str:
+    s = load("ttfs-train-mnist-fc2")["scratch"]
+    step = load("bench-ttfs-training")["worst_ratio"]["overall"]
+    return (
+        f"MNIST FC2 from scratch: {pct(s['snn']['snn_accuracy'])} % = its ReLU twin "
+        f"(agreement {sig(s['snn']['event_agreement'], 4)}), "
+        f"{s['snn']['spikes_per_neuron']:.3f} spikes/neuron; a training step at most "
+        f"{ratio(step['ratio'])} the ReLU step"
+    )
+
+
+def _hardware_headline() -> str:
+    sweeps = load("ttfs-hardware-mnist-fc2")["sweeps"]
+    noise = next(r for r in sweeps["noise"] if r["value"] == 2.0)
+    bits = next(r for r in sweeps["time_bits"] if r["value"] == 2)
+    return (
+        f"MNIST FC2, spike-time noise std {noise['value']:g}: {pct(noise['before']['accuracy'], 1)}"
+        f" -> {pct(noise['after']['accuracy'], 1)} %; {bits['value']}-bit spike times: "
+        f"{pct(bits['before']['accuracy'], 1)} -> {pct(bits['after']['accuracy'], 1)} %"
+    )
+
+
+def _engine_headline() -> str:
+    report = load("bench-neurons")
+    gains = []
+    for workload in ("W1", "W2", "W3"):
+        med = report[workload]["median_ms"]
+        gains.append(min(med[p] for p in NEURON_PEERS) / med["sf-fused"])
+    w2 = report["W2"]["median_ms"]
+    return (
+        f"{ratio(min(gains))} - {ratio(max(gains))} faster than the fastest of snnTorch / "
+        f"SpikingJelly / Norse ({threads_word(report['threads'])}); conv SNN training step "
+        f"{ratio(w2['sf-fused'] / w2['relu-T'])} its ReLU network's"
+    )
+
+
+def _imp_headline() -> str:
+    s = load("imp-digits")["summary"]
+    c = load("imp-convergence")
+    epoch = c["config"]["report_epoch"]
+    cs = c["summary"]
+    return (
+        f"digits, first-step accuracy {pct(s['sdt']['per_step'][0]['mean'], 1)} -> "
+        f"{pct(s['imp+sdt']['per_step'][0]['mean'], 1)} % with IMP; LTS "
+        f"{pct(cs['lts']['at_report_epoch']['mean'], 1)} % vs SDT "
+        f"{pct(cs['sdt']['at_report_epoch']['mean'], 1)} % at epoch {epoch} (convergence toy)"
+    )
+
+
+@table("features")
+def features() -> str:
+    p1 = "Stanojevic et al., arXiv 2212.12522 (P1)"
+    p2 = "Stanojevic et al., Nat. Commun. 15, 6793 (2024) (P2)"
+    rows = [
+        ["[TTFS mapping](docs/ttfs.md#exact-mapping)", p1, "done", _mapping_headline()],
+        ["[TTFS training (B1)](docs/ttfs.md#training)", p2, "done", _training_headline()],
+        [
+            "[TTFS hardware fine-tuning](docs/ttfs.md#hardware-fine-tuning)",
+            p2,
+            "done",
+            _hardware_headline(),
+        ],
+        [
+            "[Multi-step IF / LIF engine](docs/multistep.md)",
+            "BPTT with surrogate gradients",
+            "done",
+            _engine_headline(),
+        ],
+        [
+            "[IMP / LTS / TET / TET-S](docs/multistep.md#reproductions-imp-lts-tet)",
+            "Shen et al., NeurIPS 2024; Deng et al., ICLR 2022",
+            "done",
+            _imp_headline(),
+        ],
+        [
+            "ANN-to-SNN conversion (QCFS -> PASCAL)",
+            "Bu et al., ICLR 2022; Ramesh & Srinivasan, TMLR 2025",
+            "planned",
+            "-",
+        ],
+        [
+            "File classification from metadata",
+            "Stanojevic et al., ISCAS 2020 (arXiv 2004.03953)",
+            "planned",
+            "-",
+        ],
+        ["DWAM homeostasis", "Zhou et al., AAAI 2026 (arXiv 2511.17563)", "planned", "-"],
+        [
+            "Universal representation",
+            "Hundrieser et al., arXiv 2512.16872",
+            "planned",
+            "-",
+        ],
+    ]
+    return md(["method", "paper", "status", "headline (generated from docs/results)"], rows)
+
+
+# --- the rewriting --------------------------------------------------------------------------------
+
+
+def targets() -> list[Path]:
+    """The Markdown files that may hold generated blocks."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def render(text: str, where: str = "") -> tuple[str, list[str]]:
+    """``text`` with every generated block rewritten, and the names of the blocks that changed
+    (``where: NAME``). An unknown block name raises ``KeyError``."""
+    changed: list[str] = []
+
+    def replace(m: re.Match[str]) -> str:
+        name = m["name"]
+        if name not in TABLES:
+            raise KeyError(f"{where}: unknown table {name!r} (known: {', '.join(sorted(TABLES))})")
+        body = TABLES[name]().rstrip("\n") + "\n"
+        if body != m["body"]:
+            changed.append(f"{where}: {name}")
+        return m["open"] + body + m["close"]
+
+    return BLOCK.sub(replace, text), changed
+
+
+def update(check: bool = False, files: Sequence[Path] | None = None) -> list[str]:
+    """Rewrite the generated blocks of ``files`` (default :func:`targets`), or with ``check``
+    only report them; returns the stale blocks as ``path: NAME``."""
+    stale: list[str] = []
+    for path in files if files is not None else targets():
+        text = path.read_text()
+        where = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        new, changed = render(text, where)
+        stale += changed
+        if changed and not check:
+            path.write_text(new)
+    return stale
+
+
+def used_tables(files: Sequence[Path] | None = None) -> set[str]:
+    """Names of the tables referenced by a block in ``files``."""
+    names: set[str] = set()
+    for path in files if files is not None else targets():
+        names |= {m["name"] for m in BLOCK.finditer(path.read_text())}
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any block is stale"
+    )
+    args = p.parse_args(argv)
+    try:
+        stale = update(check=args.check)
+    except (KeyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    unused = sorted(set(TABLES) - used_tables())
+    if unused:
+        print(f"note: tables not placed in any file: {', '.join(unused)}")
+    if args.check:
+        if stale:
+            print("stale generated blocks (run `python docs/tables.py` or `make docs`):")
+            print("\n".join(f"  {s}" for s in stale))
+            return 1
+        print("all generated blocks are up to date")
+        return 0
+    print("\n".join(f"rewrote {s}" for s in stale) if stale else "nothing to rewrite")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
