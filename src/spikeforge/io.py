@@ -3,9 +3,9 @@ environment / code version recorded in every report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pickle
 import platform
 import secrets
 import subprocess
@@ -59,13 +59,42 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> Path:
 
 def load_torch(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with ``weights_only=True`` (tensors, dicts, lists, numbers only); a
-    corrupt or truncated file raises ``ValueError`` naming it."""
+    missing file raises ``FileNotFoundError``, anything else that stops the read (a corrupt or
+    truncated file, garbage bytes, pickled code) ``ValueError`` naming the file."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # the unpickler fails on garbage with KeyError, IndexError, ...
+        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 (hex) of a tree of dicts, lists / tuples, tensors and plain values: structure,
+    keys in order, every tensor's dtype, shape and bytes, and ``repr`` of every other value.
+    Stored beside saved data, it detects corruption that still unpickles (torch's zip reader does
+    not check its records' CRC)."""
+    h = hashlib.sha256()
+
+    def feed(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(o.shape)};".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, dict):
+            h.update(f"D{len(o)};".encode())
+            for k, v in o.items():
+                feed(k)
+                feed(v)
+        elif isinstance(o, list | tuple):
+            h.update(f"L{len(o)};".encode())
+            for v in o:
+                feed(v)
+        else:
+            h.update(f"S{type(o).__name__}:{o!r};".encode())
+
+    feed(obj)
+    return h.hexdigest()
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -82,8 +111,6 @@ def code_version() -> str:
     ``git:<commit>+dirty.<hash>`` when its tracked files differ from the commit (the hash is a
     SHA-256 prefix of ``git diff HEAD`` over the package, so two different uncommitted states
     get different versions), or ``spikeforge <version>`` outside a git checkout."""
-    import hashlib
-
     import spikeforge  # here: the package imports this module
 
     package = Path(spikeforge.__file__).resolve().parent
@@ -114,6 +141,7 @@ def environment() -> dict[str, Any]:
 __all__ = [
     "atomic_write",
     "code_version",
+    "content_digest",
     "environment",
     "load_torch",
     "save_torch",

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeforge.data import load_digits_split
+from spikeforge.io import content_digest
 from spikeforge.training import TrainConfig
 from spikeforge.ttfs import (
     Hardware,
@@ -246,7 +247,8 @@ def test_file_is_plain_data(tmp_path: Path) -> None:
     data = torch.load(tmp_path / "snn.pt", weights_only=True)
     assert data["format"] == FORMAT == "spikeforge.ttfs.network"
     assert data["version"] == FORMAT_VERSION == 1
-    assert set(data) == {"format", "version", "written_by", "network", "state_dict"}
+    assert set(data) == {"format", "version", "written_by", "network", "state_dict", "sha256"}
+    assert data.pop("sha256") == content_digest(data)
     assert [layer["kind"] for layer in data["network"]["layers"]] == [
         "Alpha1Layer",
         "Alpha1Layer",
@@ -262,14 +264,55 @@ def test_file_is_plain_data(tmp_path: Path) -> None:
 
 @pytest.fixture
 def saved(tmp_path: Path) -> tuple[Path, dict]:
+    """A saved network and its decoded content without the checksum."""
     net = from_relu(dense_relu(), torch.rand((20, 1, 8, 8), dtype=torch.float64), neuron="b1")
     path = net.save(tmp_path / "snn.pt")
-    return path, torch.load(path, weights_only=True)
+    data = torch.load(path, weights_only=True)
+    del data["sha256"]
+    return path, data
+
+
+def _resave(data: dict, path: Path) -> None:
+    """Write edited content with a matching checksum (to reach the checks behind it)."""
+    torch.save({**data, "sha256": content_digest(data)}, path)
+
+
+def test_changed_content_fails_the_checksum(saved) -> None:
+    path, data = saved
+    data["state_dict"]["layers.0.bias"][0] += 1e-12
+    torch.save({**data, "sha256": content_digest({**data, "version": 1, "extra": 0})}, path)
+    with pytest.raises(ValueError, match=r"snn\.pt is corrupt: its content does not match"):
+        load(path)
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=r"snn\.pt: missing entry 'sha256'"):
+        load(path)
+
+
+def test_flipped_bytes_raise_or_leave_the_content_intact(saved) -> None:
+    """Every byte position of the file flipped in turn (a stride of them): loading raises a
+    ValueError naming the file, or the corruption hit bytes that do not carry content (zip
+    metadata torch ignores) and the network loads bit for bit."""
+    path, _ = saved
+    original = path.read_bytes()
+    reference = load(path).state_dict()
+    raised = 0
+    for pos in range(0, len(original), max(1, len(original) // 300)):
+        corrupt = bytearray(original)
+        corrupt[pos] ^= 0xFF
+        path.write_bytes(bytes(corrupt))
+        try:
+            state = load(path).state_dict()
+        except ValueError as exc:
+            assert "snn.pt" in str(exc)
+            raised += 1
+            continue
+        assert all(torch.equal(state[k], v) for k, v in reference.items()), pos
+    assert raised > 0
 
 
 def test_newer_format_version(saved) -> None:
     path, data = saved
-    torch.save({**data, "version": FORMAT_VERSION + 1}, path)
+    _resave({**data, "version": FORMAT_VERSION + 1}, path)
     with pytest.raises(ValueError) as err:
         load(path)
     assert str(err.value) == (
@@ -313,7 +356,7 @@ def test_not_a_ttfs_network(content: str, tmp_path: Path) -> None:
 def test_unknown_layer_kind(saved) -> None:
     path, data = saved
     data["network"]["layers"][1]["kind"] = "LIFLayer"
-    torch.save(data, path)
+    _resave(data, path)
     with pytest.raises(ValueError, match=r"snn\.pt: network.layers\[1\] has unknown layer kind"):
         load(path)
 
@@ -322,22 +365,22 @@ def test_missing_entries(saved) -> None:
     path, data = saved
     broken = copy.deepcopy(data)
     del broken["network"]["in_shape"]
-    torch.save(broken, path)
+    _resave(broken, path)
     with pytest.raises(ValueError, match=r"snn\.pt: missing entry 'network\.in_shape'"):
         load(path)
     broken = copy.deepcopy(data)
     del broken["state_dict"]["layers.0.bias"]
-    torch.save(broken, path)
+    _resave(broken, path)
     with pytest.raises(ValueError, match=r"snn\.pt: missing tensor 'layers\.0\.bias'"):
         load(path)
     broken = copy.deepcopy(data)
     broken["state_dict"]["extra"] = torch.zeros(1)
-    torch.save(broken, path)
+    _resave(broken, path)
     with pytest.raises(ValueError, match=r"snn\.pt: cannot rebuild the network"):
         load(path)
     broken = copy.deepcopy(data)
     del broken["network"]
-    torch.save(broken, path)
+    _resave(broken, path)
     with pytest.raises(ValueError, match=r"snn\.pt: missing entry 'file\.network'"):
         load(path)
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeforge import __version__
-from spikeforge.io import save_torch
+from spikeforge.io import content_digest, save_torch
 from spikeforge.ttfs.errors import InputRangeError
 from spikeforge.ttfs.fold import Chain
 from spikeforge.ttfs.hardware import Hardware, constrain_hidden_times, constrain_input_times
@@ -197,9 +197,8 @@ class TTFSNetwork(nn.Module):
         ``torch.load(path, weights_only=True)``); tensors are stored on the CPU with their
         dtypes. Returns the path written."""
         state = {k: v.cpu() for k, v in self.state_dict().items()}
-        return save_torch(
-            path, {**_header(), "network": _network_record(self), "state_dict": state}
-        )
+        payload = {**_header(), "network": _network_record(self), "state_dict": state}
+        return save_torch(path, payload | {"sha256": content_digest(payload)})
 
 
 # ---------------------------------------------------------------------------------------------

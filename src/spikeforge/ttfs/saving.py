@@ -31,7 +31,8 @@ Format ``"spikeforge.ttfs.network"``, version 1 (:data:`FORMAT`, :data:`FORMAT_V
                     "stages": [{"pre": [Pool / Flatten records], "affine": Affine record}],
                     "post": [Flatten records]},
           "max_activations": [X_1, ...], "zeta": float, "weight_sum_scaled": bool}},
-      "state_dict": {name: tensor}                    # TTFSNetwork.state_dict(), on the CPU
+      "state_dict": {name: tensor},                   # TTFSNetwork.state_dict(), on the CPU
+      "sha256": str                                   # spikeforge.io.content_digest of the rest
     }
 
 Tuples are stored as lists. An IR record (``Affine``, ``Pool``, ``Flatten`` of
@@ -44,7 +45,8 @@ weights ``layers.<n>.synapses.weight`` (``[O, K]`` linear, ``[O, C/groups, kh, k
 
 The writer is in :mod:`spikeforge.ttfs.network` (this module imports it, so the network module
 cannot import this one). A newer format version, a file that is not a saved TTFS network, a
-corrupt file, missing entries or an unknown layer kind raise ``ValueError`` naming the file.
+corrupt file (unreadable, or content not matching its checksum), missing entries or an unknown
+layer kind raise ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
-from spikeforge.io import load_torch
+from spikeforge.io import content_digest, load_torch
 from spikeforge.ttfs.fold import Chain, Stage
 from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.ir import Affine, Flatten, Pool
@@ -288,13 +290,15 @@ def load(
             by a newer format version, lacks an entry or has an unknown layer kind (the message
             names the file and the problem).
     """
-    try:
-        data = load_torch(path)
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as exc:  # load_torch passes on some unpickler failures on garbage
-        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    data = load_torch(path)
     _check_header(path, data)
+    digest = data.pop("sha256", None)
+    if digest != content_digest(data):
+        raise ValueError(
+            f"{path} is corrupt: its content does not match the SHA-256 stored in it"
+            if digest
+            else f"{path}: missing entry 'sha256' (the checksum of the content)"
+        )
     state = data.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path}: missing or invalid entry 'state_dict'")
