@@ -10,8 +10,11 @@ import pytest
 
 from spikeforge import cli
 from spikeforge.cli import build_parser, main
-from spikeforge.data import resolve_data_dir
+from spikeforge.data import load_dataset, resolve_data_dir
 from spikeforge.experiments.registry import GROUPS, Command, collect_commands
+from spikeforge.io import code_version
+from spikeforge.metrics import accuracy
+from spikeforge.ttfs import load
 
 
 def test_demo_writes_a_report(tmp_path, capsys) -> None:
@@ -29,6 +32,14 @@ def test_demo_writes_a_report(tmp_path, capsys) -> None:
         assert 0 < m["spikes_per_neuron"] < 1
     for name in report["plots"]:
         assert (out / name).read_bytes().startswith(b"\x89PNG")
+    # the mapped networks are saved: loaded, they reproduce the reported accuracy
+    digits = load_dataset("digits")
+    for neuron in ("b1", "alpha1"):
+        net = load(out / report["neurons"][neuron]["network"])
+        assert net.neuron == neuron
+        logits = net(digits.x_test.double())
+        assert accuracy(logits, digits.y_test) == report["neurons"][neuron]["snn_accuracy"]
+    assert report["environment"]["code_versions"] == [code_version()]
     # a second run resumes from the finished checkpoint instead of training again
     assert main(["demo", "--out", str(out), "--epochs", "3", "--quiet", "--no-event"]) == 0
 
@@ -82,13 +93,25 @@ def test_reproduce_ttfs_train_and_gradients_end_to_end(tmp_path, capsys) -> None
     assert "finetune" in capsys.readouterr().out
     scratch = json.loads((out / "scratch.json").read_text())
     assert scratch["snn"]["snn_accuracy"] == scratch["relu"]["accuracy"]
-    assert json.loads((out / "finetune.json").read_text())["finetuned"]["event_agreement"] == 1.0
+    finetuned = json.loads((out / "finetune.json").read_text())["finetuned"]
+    assert finetuned["event_agreement"] == 1.0
+    mnist = load_dataset("mnist").subset(256, 64)
+    for name, acc in (
+        (scratch["network"], scratch["snn"]["snn_accuracy"]),
+        (finetuned["network"], finetuned["snn_accuracy"]),
+    ):
+        assert accuracy(load(out / name)(mnist.x_test.double()), mnist.y_test) == acc
     grads = tmp_path / "gradients"
     args = ["reproduce", "ttfs-gradients", "--dataset", "digits", "--depths", "2", "--width", "16"]
     args += ["--steps", "10", "--train-samples", "200", "--test-samples", "50"]
     assert main([*args, "--out", str(grads), "--quiet"]) == 0
     assert "alpha1" in capsys.readouterr().out
-    assert (grads / "gradients.json").exists()
+    depth = json.loads((grads / "gradients.json").read_text())["depths"]["2"]
+    trained = {n for n in ("b1", "alpha1_smart", "alpha1_naive") if n in depth["summary"]}
+    alive = {n for n in trained if depth["summary"][n]["diverged_at"] is None}
+    assert set(depth["networks"]) == alive and "b1" in alive  # diverged runs are not saved
+    saved = depth["networks"]
+    assert load(grads / saved["b1"]).neuron == "b1"
 
 
 def test_ttfs_hardware_rejects_a_bad_bit_width(tmp_path, capsys) -> None:

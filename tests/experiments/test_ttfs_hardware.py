@@ -8,6 +8,7 @@ import pytest
 
 from spikeforge.data import load_dataset
 from spikeforge.experiments.ttfs_hardware import format_hardware_tables, run_hardware_sweeps
+from spikeforge.ttfs import load
 from spikeforge.ttfs.hardware import Hardware
 
 
@@ -48,6 +49,9 @@ def test_hardware_sweeps_on_a_small_mnist_subset(tmp_path) -> None:
             assert p["before"]["latency_factor"] > 1 and p["hardware"]["saturate"]
             assert p["after"]["latency"] == p["before"]["latency"]  # the budget is kept
         assert (tmp_path / p["checkpoint"]).exists()
+        tuned = load(tmp_path / p["network"])  # the fine-tuned SNN with its hardware model
+        assert tuned.hardware.as_dict() == p["hardware"]
+        assert tuned.latency == p["after"]["latency"]
     for name in saved["plots"]:
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
     tables = format_hardware_tables(report)

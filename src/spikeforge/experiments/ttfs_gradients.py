@@ -505,6 +505,7 @@ def _run_depth(
     b1_windows: str,
     floor_perturbation: float | None,
     bar: Any,
+    save_dir: Path,
 ) -> dict:
     x_train, y_train = data.x_train, data.y_train
     x_test, y_test = data.x_test, data.y_test
@@ -662,6 +663,11 @@ def _run_depth(
             for name, run in runs.items()
             if run.is_snn
         },
+        "networks": {  # the trained SNNs that did not diverge (spikeforge.ttfs.load)
+            name: run.model.save(save_dir / f"snn-depth{depth}-{name}.pt").name
+            for name, run in runs.items()
+            if run.is_snn and run.alive
+        },
     }
     return report
 
@@ -799,6 +805,7 @@ def run_gradient_experiment(
                 b1_windows=b1_windows,
                 floor_perturbation=floor_perturbation,
                 bar=bar,
+                save_dir=out,
             )
     finally:
         bar.close()

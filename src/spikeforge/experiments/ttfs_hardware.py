@@ -286,6 +286,7 @@ def run_hardware_sweeps(
             "finetune_losses": ft_log.losses,
             "finetune_seconds": round(ft_seconds, 2),
             "checkpoint": ckpt.name,
+            "network": net.save(out / f"snn-{ckpt.name}").name,  # spikeforge.ttfs.load
         }
         if kind == "control":
             report["control"] = point

@@ -1,7 +1,8 @@
 """End-to-end mapping experiments: ``spikeforge demo`` (sklearn digits) and ``spikeforge
 reproduce ttfs-mapping`` (MNIST / Fashion-MNIST). Each trains a ReLU network (resumable, constant
 learning rate), maps it with both neuron models, evaluates closed form and event simulation, and
-writes a report folder (metrics JSON, plots, the mapped networks as ``snn_<neuron>.pt``)."""
+writes a report folder (metrics JSON, plots, the mapped networks as ``snn-<neuron>.pt``, read
+by :func:`spikeforge.ttfs.load`)."""
 
 from __future__ import annotations
 
@@ -163,7 +164,10 @@ def run_mapping_experiment(
             net, x_test, dataset.y_test, reference, event_samples=event_samples, progress=progress
         )
         results[neuron] = ev
-        report["neurons"][neuron] = ev.as_dict() | {"max_activations": net.mapping.max_activations}
+        report["neurons"][neuron] = ev.as_dict() | {
+            "max_activations": net.mapping.max_activations,
+            "network": net.save(out / f"snn-{neuron}.pt").name,  # spikeforge.ttfs.load
+        }
         report["plots"] += _plots(net, ev, out, f"{dataset.name} {arch}")
     report["plots"].append(
         training_curve(log.losses, out / "training_loss.png", title=f"{dataset.name} {arch}").name

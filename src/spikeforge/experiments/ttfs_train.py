@@ -169,6 +169,7 @@ def run_scratch(
         },
         "snn": ev.as_dict() | {"losses": snn_log.losses, "seconds": round(snn_seconds, 1)},
         "parameter_distance": _parameter_distance(snn, chain),
+        "network": snn.save(out / "snn-scratch.pt").name,  # spikeforge.ttfs.load
         "paper_anchor": PAPER_ANCHORS.get(dataset.name),
         "environment": folder.environment(),
     }
@@ -257,7 +258,11 @@ def run_finetune(
     tuned = evaluate_mapping(
         snn, x_test, dataset.y_test, own_relu, event_samples=event_samples, progress=progress
     )
-    report["finetuned"] = tuned.as_dict() | {"losses": log.losses, "seconds": round(seconds, 1)}
+    report["finetuned"] = tuned.as_dict() | {
+        "losses": log.losses,
+        "seconds": round(seconds, 1),
+        "network": snn.save(out / "snn-finetuned.pt").name,  # spikeforge.ttfs.load
+    }
     folder.write_json("finetune.json", report)
     return report
 
@@ -295,8 +300,10 @@ def _finetune_under_hardware(
     )
     seconds = time.perf_counter() - start
     after = evaluate_hardware(snn, x_test, y_test, repeats, seed)
+    network = snn.save(out / f"snn-finetuned-hardware-{tag}.pt").name
     return {
         "mode": "finetune-hardware",
+        "network": network,  # spikeforge.ttfs.load
         "hardware": settings,
         "latency_factor": exact_latency / snn.latency,
         "before": before.as_dict(),
