@@ -11,6 +11,7 @@ import torch
 
 from spikeforge.data import load_dataset
 from spikeforge.experiments import ttfs_gradients as rg
+from spikeforge.experiments.ttfs_gradients import networks as rgn
 from spikeforge.ttfs import from_relu
 
 PNGS = ("parameter_distance.png", "gradient_norms.png", "accuracy.png")
@@ -100,7 +101,7 @@ def test_effective_parameters_reproduce_alpha1_activations(digits) -> None:
     x = digits.x_train[:300].double()
     relu = rg.glorot_mlp(64, 24, 3, 10, torch.Generator().manual_seed(3))
     with torch.no_grad():
-        for lin in rg._linears(relu):
+        for lin in rgn._linears(relu):
             lin.bias.uniform_(-0.3, 0.3, generator=torch.Generator().manual_seed(4))
     net = from_relu(copy.deepcopy(relu), x, neuron="alpha1")
     factors = rg.weight_sum_factors(relu)
@@ -163,7 +164,7 @@ def test_a_diverging_alpha1_run_stops_cleanly(digits, tmp_path, monkeypatch) -> 
             net.layers[0].theta[0] = float("nan")
         return net
 
-    monkeypatch.setattr(rg, "naive_alpha1", poisoned)
+    monkeypatch.setattr(rg.experiment, "naive_alpha1", poisoned)  # where the run looks it up
     results = rg.run_gradient_experiment(
         digits,
         tmp_path,
