@@ -204,7 +204,7 @@ def ttfs_mapping_training() -> str:
                 train["epochs"],
                 train["batch_size"],
                 short(train["lr"]),
-                train.get("schedule", "constant"),
+                train.get("schedule", "not recorded"),
                 seconds(train["seconds"]),
             ]
         )
@@ -636,7 +636,9 @@ def bench_neurons_spikes() -> str:
 def _machine_line(report: dict) -> str:
     return (
         f"CPU: {report['cpu']} ({report['cpu_count']} logical CPUs), torch {report['torch']}, "
-        f"{report['allocator']}; {report['load_before']} before, {report['load_after']} after."
+        f"{report['allocator']}; load average (1, 5, 15 min) "
+        f"{report['load_before'].removeprefix('load average ')} before the run, "
+        f"{report['load_after'].removeprefix('load average ')} after."
     )
 
 
@@ -770,28 +772,36 @@ def bench_ttfs_training() -> str:
 # --- README: the feature table ------------------------------------------------------------------
 
 
+def _worst_per_threads(report: dict) -> str:
+    """'1.20x (1 thread), 1.30x (2 threads)': the worst ratio of each thread count."""
+    worst = report["worst_ratio"]["per_threads"]
+    return ", ".join(
+        f"{ratio(worst[t]['ratio'])} ({threads_word(int(t))})" for t in sorted(worst, key=int)
+    )
+
+
 def _mapping_headline() -> str:
     reports = [load("demo"), *(load(name) for name in MAPPING_RUNS)]
     evs = [ev for r in reports for ev in r["neurons"].values()]
     agreement = min(min(ev["agreement"], ev["event_agreement"]) for ev in evs)
     error = max(max(ev["max_error"], ev["event_max_error"]) for ev in evs)
     lenet = load("ttfs-mapping-mnist-lenet5")["neurons"]["b1"]
-    inference = load("bench-ttfs-inference")["worst_ratio"]["overall"]
+    inference = _worst_per_threads(load("bench-ttfs-inference"))
     return (
         f"{len(reports)} networks x 2 neuron models: agreement {sig(agreement, 4)}, max error "
         f"{err(error)} (closed form and event simulator); MNIST LeNet5 {pct(lenet['snn_accuracy'])}"
-        f" %; closed form at most {ratio(inference['ratio'])} the ReLU time"
+        f" %; closed-form inference time / ReLU's at most {inference}"
     )
 
 
 def _training_headline() -> str:
     s = load("ttfs-train-mnist-fc2")["scratch"]
-    step = load("bench-ttfs-training")["worst_ratio"]["overall"]
+    step = _worst_per_threads(load("bench-ttfs-training"))
     return (
         f"MNIST FC2 from scratch: {pct(s['snn']['snn_accuracy'])} % = its ReLU twin "
         f"(agreement {sig(s['snn']['event_agreement'], 4)}), "
-        f"{s['snn']['spikes_per_neuron']:.3f} spikes/neuron; a training step at most "
-        f"{ratio(step['ratio'])} the ReLU step"
+        f"{s['snn']['spikes_per_neuron']:.3f} spikes/neuron; training step time / ReLU's at "
+        f"most {step}"
     )
 
 
