@@ -38,6 +38,7 @@ from torch import nn
 
 from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.data import load_mnist, to_unit_float
+from spikeforge.io import code_version
 from spikeforge.models import fc2, lenet5
 from spikeforge.ttfs import TTFSNetwork, from_relu
 from spikeforge.ttfs.train import grow_windows
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         payload = {
             "benchmark": "ttfs-training",
+            "code_version": code_version(),
             "torch": torch.__version__,
             "threads": threads,
             "cpu": cpu_info(),
