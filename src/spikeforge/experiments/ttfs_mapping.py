@@ -125,8 +125,8 @@ def run_mapping_experiment(
     """Train ``arch`` on ``dataset`` (resuming from ``out_dir/relu_checkpoint.pt``), map it with
     both neuron models, evaluate on the test set and write ``out_dir/metrics.json`` and plots.
     Returns the report dictionary."""
-    report_folder = ReportFolder(out_dir)
-    out = report_folder.path
+    folder = ReportFolder(out_dir)
+    out = folder.path
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     torch.manual_seed(train.seed)
@@ -153,7 +153,7 @@ def run_mapping_experiment(
         "test_samples": int(x_test.shape[0]),
         "neurons": {},
         "plots": [],
-        "environment": report_folder.environment(),
+        "environment": folder.environment(),
     }
     anchor = PAPER_ANCHORS.get((dataset.name, arch))
     if anchor:
@@ -172,7 +172,7 @@ def run_mapping_experiment(
     report["plots"].append(
         training_curve(log.losses, out / "training_loss.png", title=f"{dataset.name} {arch}").name
     )
-    report_folder.write_json("metrics.json", report)
+    folder.write_json("metrics.json", report)
     echo(format_table(TABLE_HEADERS, table_rows(results)))
     echo(f"report written to {out}/ (metrics.json, {', '.join(report['plots'])})")
     return report
