@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -43,7 +42,7 @@ from torch import Tensor, nn
 
 from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.data import load_mnist, to_unit_float
-from spikeforge.io import code_version
+from spikeforge.io import code_version, write_json
 from spikeforge.models import fc2, lenet5
 from spikeforge.training import TrainConfig, train_classifier
 from spikeforge.ttfs import TTFSNetwork, from_relu
@@ -104,6 +103,31 @@ def load_average() -> str:
         return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "load average n/a"
+
+
+def run_record(
+    benchmark: str,
+    args: argparse.Namespace,
+    threads: list[int],
+    allocator: str,
+    load_before: str,
+    load_after: str,
+) -> dict:
+    """What every benchmark JSON starts with: the benchmark, code version, machine (CPU model,
+    cores, allocator), versions, thread counts, load before and after, and the arguments."""
+    return {
+        "benchmark": benchmark,
+        "code_version": code_version(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "cpu": cpu_info(),
+        "cpu_count": os.cpu_count(),
+        "allocator": allocator,
+        "python": platform.python_version(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
 
 
 def thread_counts(text: str) -> list[int]:
@@ -407,18 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total benchmark time: {total_s:.1f} s; {load_after}")
 
     if args.json is not None:
-        payload = {
-            "benchmark": "ttfs-inference",
-            "code_version": code_version(),
-            "torch": torch.__version__,
-            "threads": threads,
-            "cpu": cpu_info(),
-            "cpu_count": os.cpu_count(),
-            "allocator": allocator,
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": load_after,
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        record = run_record("ttfs-inference", args, threads, allocator, load_before, load_after)
+        payload = record | {
             "test_samples": x_test.shape[0],
             "target_ratio": TARGET_RATIO,
             "noisy_spread": NOISY_SPREAD,
@@ -428,9 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             "simulator": [asdict(r) for r in sims],
             "total_seconds": total_s,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, payload)}")
     return 0
 
 

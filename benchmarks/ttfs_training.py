@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -38,11 +37,11 @@ from torch import nn
 
 from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.data import load_mnist, to_unit_float
-from spikeforge.io import code_version
+from spikeforge.io import write_json
 from spikeforge.models import fc2, lenet5
 from spikeforge.ttfs import TTFSNetwork, from_relu
 from spikeforge.ttfs.train import grow_windows
-from ttfs_inference import cpu_info, load_average, thread_counts, worst_ratios
+from ttfs_inference import cpu_info, load_average, run_record, thread_counts, worst_ratios
 
 TARGET_RATIO = 1.5
 NOISY_SPREAD = 1.25  # max / min of a contender's repeats above this: warn about noisy timings
@@ -223,18 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = load_average()
     print(f"total benchmark time: {total_s:.1f} s; {load_after}")
     if args.json is not None:
-        payload = {
-            "benchmark": "ttfs-training",
-            "code_version": code_version(),
-            "torch": torch.__version__,
-            "threads": threads,
-            "cpu": cpu_info(),
-            "cpu_count": os.cpu_count(),
-            "allocator": allocator,
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": load_after,
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        record = run_record("ttfs-training", args, threads, allocator, load_before, load_after)
+        payload = record | {
             "step": "forward (closed form), cross-entropy, backward, Adam step (lr 1e-4), "
             "and for B1 the window growth",
             "target_ratio": TARGET_RATIO,
@@ -244,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "worst_ratio": worst,
             "total_seconds": total_s,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, payload)}")
     return 0
 
 

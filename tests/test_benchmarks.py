@@ -1,4 +1,5 @@
-"""Smoke tests of benchmarks/neurons.py: same spikes everywhere, the report, the memory child."""
+"""Smoke tests of the benchmarks: neurons.py (same spikes everywhere, the report, the memory
+child) and the TTFS inference / training-step scripts (their JSON, on tiny settings)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,34 @@ def test_report_and_memory_child(neurons, tmp_path: Path, capsys) -> None:
     assert set(report["W2"]["median_ms"]) == {"sf-fused", "relu-T"}
     for name in ("sf-fused", "relu-T"):
         assert report["W2"]["memory_kib"][name]["peak_growth_kib"] > 10_000
+
+
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("ttfs_inference", ["--train-steps", "2", "--calib-samples", "128", "--sim-samples", "4"]),
+        ("ttfs_training", ["--steps", "2"]),
+    ],
+)
+def test_ttfs_benchmark_writes_its_json(script: str, argv: list[str], tmp_path: Path) -> None:
+    from spikeforge.data import resolve_data_dir
+    from spikeforge.io import code_version
+
+    try:
+        resolve_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    sys.path.insert(0, str(BENCH))
+    try:
+        bench = importlib.import_module(script)
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "bench.json"
+    common = ["--arch", "fc2", "--dtype", "float32", "--repeats", "1", "--threads", "1"]
+    assert bench.main([*argv, *common, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["code_version"] == code_version() and report["cpu"] and report["threads"] == [1]
+    assert [(r["arch"], r["dtype"], r["threads"]) for r in report["timing"]] == [
+        ("fc2", "float32", 1)
+    ]
+    assert report["worst_ratio"]["overall"]["ratio"] > 0
