@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
+from spikeforge.experiments.imp import report as imp_report
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 BLOCK = re.compile(
@@ -422,126 +424,32 @@ def ttfs_hardware_setup() -> str:
 # --- multi-step: IMP / LTS / TET --------------------------------------------------------------
 
 
+# The IMP tables are the reproduction's own (spikeforge reproduce imp prints the same ones).
+
+
 @table("imp-patterns")
 def imp_patterns() -> str:
-    report = load("imp-patterns")
-    header = [
-        "setting",
-        "IMP = 0: pairs / mappings",
-        "IMP grid: pairs / mappings",
-        "spec §4.6",
-        "match",
-    ]
-    rows = []
-    for r in report["rows"]:
-        spec = r["spec"]
-        rows.append(
-            [
-                r["setting"],
-                f"{r['imp_zero']['pairs']} / {r['imp_zero']['mappings']}",
-                f"{r['imp_grid']['pairs']} / {r['imp_grid']['mappings']}",
-                f"{spec['imp_zero']['pairs']} / {spec['imp_zero']['mappings']} -> "
-                f"{spec['imp_grid']['pairs']} / {spec['imp_grid']['mappings']}",
-                "yes" if r["matches_spec"] else "**no**",
-            ]
-        )
-    return md(header, rows)
+    return imp_report.format_patterns_table(load("imp-patterns"))
 
 
 @table("imp-digits")
 def imp_digits() -> str:
-    report = load("imp-digits")
-    steps = report["config"]["time_steps"]
-    header = ["IMP", "loss", *(f"O[{t + 1}]" for t in range(steps)), "readout", "mean readout"]
-    rows = []
-    for s in report["summary"].values():
-        rows.append(
-            [
-                "yes" if s["imp"] else "no",
-                s["label"].replace(" + IMP", ""),
-                *(mean_std(step) for step in s["per_step"]),
-                f"{mean_std(s['readout_accuracy'])} ({s['readout']})",
-                mean_std(s["mean_readout"]),
-            ]
-        )
-    return md(header, rows)
+    return imp_report.format_digits_table(load("imp-digits"))
 
 
 @table("imp-digits-acceptance")
 def imp_digits_acceptance() -> str:
-    acc = load("imp-digits")["acceptance"]
-    rows = [
-        [
-            f"{a['arm']}: O[1] within {pct(acc['tolerance'], 0)} points of the readout",
-            f"{pct(a['first_step'], 1)} vs {pct(a['final'], 1)} ({pct(a['gap'], 1)} points)",
-            "PASS" if a["passed"] else "**FAIL**",
-        ]
-        for a in acc["within"]
-    ]
-    rows += [
-        [
-            f"{a['arm']} O[1] vs no-IMP {a['baseline']} O[1] (>= +{pct(acc['margin'], 0)} points, "
-            "seeds separated)",
-            f"{pct(a['first_step'], 1)} vs {pct(a['baseline_first_step'], 1)} "
-            f"(+{pct(a['difference'], 1)} points)",
-            "PASS" if a["passed"] and a["seeds_separated"] else "**FAIL**",
-        ]
-        for a in acc["clearly_above"]
-    ]
-    rows.append(["all", "", "**PASS**" if acc["passed"] else "**FAIL**"])
-    return md(["check", "measured", "verdict"], rows)
+    return imp_report.format_digits_acceptance(load("imp-digits"))
 
 
 @table("imp-convergence")
 def imp_convergence() -> str:
-    report = load("imp-convergence")
-    cfg = report["config"]
-    header = [
-        "loss",
-        f"epoch {cfg['report_epoch']}",
-        f"epoch {cfg['epochs']}",
-        "epochs to 90 % (per seed)",
-        "epochs to 99 % (per seed)",
-    ]
-    rows = []
-    for s in report["summary"].values():
-        rows.append(
-            [
-                s["label"],
-                mean_std(s["at_report_epoch"]),
-                mean_std(s["final"]),
-                ", ".join(str(e) for e in s["epochs_to_90"]),
-                ", ".join(str(e) for e in s["epochs_to_99"]),
-            ]
-        )
-    return md(header, rows)
+    return imp_report.format_convergence_table(load("imp-convergence"))
 
 
 @table("imp-fashion")
 def imp_fashion() -> str:
-    report = load("imp-fashion")
-    steps = report["config"]["time_steps"]
-    header = [
-        "arm",
-        *(f"O[{t + 1}]" for t in range(steps)),
-        "readout",
-        "mean readout",
-        "train s",
-        "eval s",
-    ]
-    rows = []
-    for a in report["arms"].values():
-        rows.append(
-            [
-                a["label"],
-                *(pct(p) for p in a["per_step"]),
-                f"{pct(a['readout_accuracy'])} ({a['readout']})",
-                pct(a["mean_readout"]),
-                seconds(a["train_seconds"]),
-                seconds(a["eval_seconds"]),
-            ]
-        )
-    return md(header, rows)
+    return imp_report.format_fashion_table(load("imp-fashion"))
 
 
 @table("imp-runtime")

@@ -21,6 +21,7 @@ from spikeforge.viz import write_png
 
 __all__ = [
     "format_convergence_table",
+    "format_digits_acceptance",
     "format_digits_table",
     "format_fashion_table",
     "format_imp_tables",
@@ -77,7 +78,7 @@ def format_patterns_table(results: dict[str, Any]) -> str:
 
 def format_digits_table(results: dict[str, Any]) -> str:
     """Per arm: test accuracy (%) of ``O[1..T]``, of the loss's readout and of the mean readout,
-    mean ± std over seeds; then the acceptance check."""
+    mean ± std over seeds."""
     summary = results["summary"]
     steps = len(next(iter(summary.values()))["per_step"])
     rows = []
@@ -91,10 +92,14 @@ def format_digits_table(results: dict[str, Any]) -> str:
                 _pct(row["mean_readout"]),
             ]
         )
-    table = format_table(
+    return format_table(
         ["IMP", "loss", *(f"O[{t}]" for t in range(1, steps + 1)), "readout", "mean readout"],
         rows,
     )
+
+
+def format_digits_acceptance(results: dict[str, Any]) -> str:
+    """The issue's acceptance check of the digits experiment, one line per comparison."""
     acc = results["acceptance"]
     lines = [f"Acceptance ({acc['definition']}): **{_verdict(acc['passed'])}**"]
     for c in acc["within"]:
@@ -109,7 +114,7 @@ def format_digits_table(results: dict[str, Any]) -> str:
             f"seeds {'separated' if c['seeds_separated'] else 'overlap'}): "
             f"{_verdict(c['passed'])}"
         )
-    return table + "\n\n" + "\n".join(lines)
+    return "\n".join(lines)
 
 
 def format_convergence_table(results: dict[str, Any]) -> str:
@@ -185,7 +190,10 @@ def format_imp_tables(results: dict[str, dict[str, Any]]) -> str:
         cfg = results["digits"]["config"]
         parts.append(
             f"## Per-time-step test accuracy, sklearn digits ({len(cfg['seeds'])} seeds, "
-            f"{cfg['epochs']} epochs)\n\n" + format_digits_table(results["digits"])
+            f"{cfg['epochs']} epochs)\n\n"
+            + format_digits_table(results["digits"])
+            + "\n\n"
+            + format_digits_acceptance(results["digits"])
         )
     if "convergence" in results:
         cfg = results["convergence"]["config"]
