@@ -70,7 +70,7 @@ def test_check_reports_a_stale_block(tables: ModuleType, tmp_path: Path) -> None
     assert tables.update(files=[page]) == [f"{page}: imp-patterns"]
     assert tables.update(check=True, files=[page]) == []
     text = page.read_text()
-    assert text.startswith("text\n<!-- table: imp-patterns -->\n| setting |")
+    assert text.startswith("text\n<!-- table: imp-patterns -->\n| setting (w: 9 pts")
     assert text.endswith("<!-- /table -->\nmore\n")
     page.write_text("<!-- table: no-such-table -->\n<!-- /table -->\n")
     with pytest.raises(KeyError, match="no-such-table"):
