@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from spikeforge.data import DataCorruptError, DataNotFoundError
 from spikeforge.experiments.registry import GROUPS, Command, collect_commands
-from spikeforge.tables import format_table
 
 __all__ = ["build_parser", "main"]
 
@@ -23,12 +22,15 @@ DESCRIPTION = "Spiking neural networks in PyTorch: exact TTFS mapping, multi-ste
 
 def _list_commands(parser: argparse.ArgumentParser, commands: list[Command]) -> None:
     """Make ``spikeforge GROUP --list`` print the group's commands with their run times."""
-    rows = [[c.name, c.runtime or "-", c.help] for c in commands]
+    width = max(len(c.name) for c in commands)
+    lines = ["expected run time with 2 cores, then what each command does:"]
+    for c in commands:
+        lines += [f"  {c.name:<{width}}  {c.runtime or '-'}", f"  {'':<{width}}  {c.help}"]
 
     def run(args: argparse.Namespace) -> int:
         if not args.list:
             parser.error("choose a command (or --list)")
-        print(format_table(["command", "expected run time (2 cores)", "what"], rows))
+        print("\n".join(lines))
         return 0
 
     parser.add_argument(
@@ -42,19 +44,23 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
     commands = list(collect_commands() if commands is None else commands)
     parser = argparse.ArgumentParser(prog="spikeforge", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
-    groups: dict[str, argparse._SubParsersAction] = {}
+    for cmd in (c for c in commands if c.group is None):  # top-level commands first
+        _add_command(sub, cmd)
     for name, (help_text, dest) in GROUPS.items():
         members = [c for c in commands if c.group == name]
         if members:
             group = sub.add_parser(name, help=help_text)
             _list_commands(group, members)
-            groups[name] = group.add_subparsers(dest=dest)
-    for cmd in commands:
-        owner = sub if cmd.group is None else groups[cmd.group]
-        command_parser = owner.add_parser(cmd.name, help=cmd.help)
-        cmd.add_arguments(command_parser)
-        command_parser.set_defaults(run=cmd.run)
+            group_commands = group.add_subparsers(dest=dest)
+            for cmd in members:
+                _add_command(group_commands, cmd)
     return parser
+
+
+def _add_command(owner: argparse._SubParsersAction, cmd: Command) -> None:
+    command_parser = owner.add_parser(cmd.name, help=cmd.help)
+    cmd.add_arguments(command_parser)
+    command_parser.set_defaults(run=cmd.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
