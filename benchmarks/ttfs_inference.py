@@ -161,6 +161,23 @@ def worst_ratios(rows: list[dict], ratio_keys: list[str]) -> dict:
     return {"per_threads": by_threads, "overall": overall}
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--default-malloc`` and ``--json``, shared by the TTFS benchmarks."""
+    p.add_argument(
+        "--threads",
+        type=thread_counts,
+        default=None,
+        help="torch threads: one count or a comma-separated matrix such as 1,2, timed one after "
+        "the other in this process (default: torch's)",
+    )
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default allocation behaviour (noisier timings; see tune_malloc)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None, help="data directory (default: $SPIKEFORGE_DATA)")
@@ -180,19 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sim-samples", type=int, default=256, help="images for the event simulator")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=thread_counts,
-        default=None,
-        help="torch threads: one count or a comma-separated matrix such as 1,2, timed one after "
-        "the other in this process (default: torch's)",
-    )
-    p.add_argument(
-        "--default-malloc",
-        action="store_true",
-        help="keep glibc's default allocation behaviour (noisier timings; see tune_malloc)",
-    )
-    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    add_run_options(p)
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.repeats < 1 or args.train_steps < 0:
         p.error("--batch-size and --repeats must be >= 1, --train-steps >= 0")

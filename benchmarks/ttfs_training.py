@@ -30,7 +30,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -41,7 +40,13 @@ from spikeforge.io import write_json
 from spikeforge.models import fc2, lenet5
 from spikeforge.ttfs import TTFSNetwork, from_relu
 from spikeforge.ttfs.train import grow_windows
-from ttfs_inference import cpu_info, load_average, run_record, thread_counts, worst_ratios
+from ttfs_inference import (
+    add_run_options,
+    cpu_info,
+    load_average,
+    run_record,
+    worst_ratios,
+)
 
 TARGET_RATIO = 1.5
 NOISY_SPREAD = 1.25  # max / min of a contender's repeats above this: warn about noisy timings
@@ -98,18 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=20, help="training steps per timed pass")
     p.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
-    p.add_argument(
-        "--threads",
-        type=thread_counts,
-        default=None,
-        help="torch threads: one count or a comma-separated matrix such as 1,2 (default: torch's)",
-    )
-    p.add_argument(
-        "--default-malloc",
-        action="store_true",
-        help="keep glibc's default allocation behaviour (noisier timings)",
-    )
-    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    add_run_options(p)
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
         p.error("--batch-size, --steps and --repeats must be >= 1")
