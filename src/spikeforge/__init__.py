@@ -5,7 +5,7 @@ Library packages, one per method: :mod:`spikeforge.core` (the multi-step IF / LI
 :mod:`spikeforge.data` (offline data loaders), :mod:`spikeforge.training`,
 :mod:`spikeforge.losses`, :mod:`spikeforge.metrics`, :mod:`spikeforge.io`, :mod:`spikeforge.viz`,
 :mod:`spikeforge.models`, :mod:`spikeforge.tables`. The reproductions and the command line's jobs
-are in :mod:`spikeforge.experiments` (which no library package imports).
+are in the ``experiments`` subpackage (which no library package imports).
 """
 
 __version__ = "0.1.0"
