@@ -15,9 +15,7 @@ from spikeforge.core import fused
 from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.neurons import IF, LIF, DecayLIF
 
-needs_kernels = pytest.mark.skipif(
-    not fused.is_available(), reason=f"fused kernels unavailable: {fused.unavailable_reason()}"
-)
+needs_kernels = pytest.mark.needs_kernels(fused.LIBRARY)  # see conftest.py
 
 # (function, extra kwargs). τ and the decay factor are powers of two, so with dyadic inputs the
 # potentials are exact and H lands exactly on the threshold often (the strict/non-strict case);

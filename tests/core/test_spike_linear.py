@@ -11,7 +11,7 @@ from spikeforge.core import spike_linear as sl
 from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.spike_linear import SpikeLinear, spike_linear
 
-needs_kernels = pytest.mark.skipif(not sl.is_available(), reason="spike-linear kernels unavailable")
+needs_kernels = pytest.mark.needs_kernels(sl.LIBRARY)  # see conftest.py
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from spikeforge.core import LIF, MultiStep, fused, spike_saving
 
-needs_kernels = pytest.mark.skipif(not fused.is_available(), reason="fused kernels unavailable")
+needs_kernels = pytest.mark.needs_kernels(fused.LIBRARY)  # see conftest.py
 
 
 def _gain(conv: nn.Conv2d, factor: float = 6.0) -> nn.Conv2d:

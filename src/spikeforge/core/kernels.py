@@ -344,8 +344,9 @@ class KernelLibrary:
         self.seconds = seconds
 
     def _folders(self) -> tuple[list[Path], Path | None, str]:
-        """``(folders to look in, folder to build in or None, why not)``; records the
-        fallback."""
+        """``(folders to look in, folder to build in, note)``: the cache folder if it is
+        writable; else the cache folder (if it exists) to look in and the private fallback
+        folder, with the note saying why (or, if the fallback is unusable too, why not)."""
         try:
             configured: Path | None = _configured_cache_dir()
         except RuntimeError as e:  # Path.home() without $HOME or a passwd entry
@@ -357,11 +358,10 @@ class KernelLibrary:
             why = f"the cache folder {configured} {why}"
         look = [configured] if configured is not None and configured.is_dir() else []
         fallback = _fallback_cache_dir()
-        ok, fb_why = _private_dir(fallback)
+        ok, fallback_why = _private_dir(fallback)
         if not ok:
-            return look, None, f"{why}, and the fallback folder {fallback} {fb_why}"
-        self.fallback = f"{why}; building in {fallback} instead"
-        return [*look, fallback], fallback, ""
+            return look, None, f"{why}, and the fallback folder {fallback} {fallback_why}"
+        return [*look, fallback], fallback, f"{why}; using {fallback} instead"
 
     def _load_verified(self, so: Path) -> ctypes.CDLL:
         lib = ctypes.CDLL(str(so))
@@ -374,12 +374,14 @@ class KernelLibrary:
         version, no_compiler = _compiler_version(cxx)
         base = self._base_key()
         tag = None if version is None else _digest(shlex.join(cxx), version)[:8]
-        folders, build_dir, why_not = self._folders()
+        folders, build_dir, note = self._folders()
         problems: list[str] = []
         for folder in folders:
             so, found_problems = self._find(folder, base, tag)
             problems += found_problems
             if so is not None:
+                if folder == build_dir and note:
+                    self.fallback = note
                 return self._load_verified(so)
         if version is None:
             detail = f" ({'; '.join(problems)})" if problems else ""
@@ -389,7 +391,8 @@ class KernelLibrary:
                 f"{self.name!r} in {where}{detail}"
             )
         if build_dir is None:
-            raise _Unavailable(f"no writable folder to build {self.name!r} in: {why_not}")
+            raise _Unavailable(f"no writable folder to build {self.name!r} in: {note}")
+        self.fallback = note
         target = build_dir / f"{self._stem(base, tag or '')}.so"
         with _flock(build_dir / f"spikeforge_{self.name}_{base}.lock"):
             problem = self._check(target)  # again: another process may have built it meanwhile
