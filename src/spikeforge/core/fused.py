@@ -31,6 +31,18 @@ the build fails (the reason is in :func:`unavailable_reason`). :func:`supports` 
 call can take the fused path: CPU, float32 / float64, a Python-number threshold, no
 ``torch.compile`` tracing (the reference path compiles with ``fullgraph=True``; this one is an
 opaque call). The dispatch lives in :mod:`spikeforge.core.functional` (``backend=``).
+
+**Higher-order gradients.** The backward kernel is not differentiable. A backward with
+``create_graph=True`` (gradient penalties, meta-learning, Hessian-vector products) still returns
+correct first-order gradients, but they carry a graph node that raises a ``RuntimeError`` naming
+the fix (``backend="reference"``) as soon as a second backward reaches it: never a silently
+wrong second-order gradient. Forward-mode AD and ``torch.func`` transforms are not supported
+either (torch raises its own error).
+
+**Saved-tensor hooks.** ``H`` is saved with ``save_for_backward``, so a user's
+:class:`torch.autograd.graph.saved_tensors_hooks` see it (as they see what the reference path
+saves). The backward overwrites ``H`` with ``dL/dX`` only when the graph is not kept and no such
+hooks were active in the forward (an unpack hook may hand back a tensor its owner still holds).
 """
 
 from __future__ import annotations
@@ -46,8 +58,10 @@ from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.surrogate import heaviside, resolve_alpha
 
 __all__ = [
+    "DOUBLE_BACKWARD_ERROR",
     "KINDS",
     "build_seconds",
+    "foreign_saved_tensors_hooks",
     "fused_multistep",
     "is_available",
     "spike_source",
@@ -376,12 +390,86 @@ def _graph_kept() -> bool:
         return True
 
 
+#: the error of a second backward through a spikeforge kernel's backward
+DOUBLE_BACKWARD_ERROR = (
+    "spikeforge: {what} runs a compiled kernel in its backward, which is not differentiable, so "
+    "higher-order gradients (a backward through a graph built with create_graph=True: gradient "
+    "penalties, meta-learning, Hessian-vector products) cannot go through it. {fix}"
+)
+_NEURON_ERROR = DOUBLE_BACKWARD_ERROR.format(
+    what="the fused neuron (IF / LIF / DecayLIF, backend='auto' or 'fused')",
+    fix="Build the neurons with backend='reference' for higher-order gradients.",
+)
+
+#: marks the saved-tensor hooks spikeforge pushes itself (:func:`foreign_saved_tensors_hooks`)
+OWN_HOOK = "_spikeforge_hook"
+
+
+def foreign_saved_tensors_hooks() -> bool:
+    """Whether saved-tensor hooks other than spikeforge's own are active (a user's
+    :class:`torch.autograd.graph.saved_tensors_hooks`, ``torch.utils.checkpoint``, CPU
+    offloading, ...) or saved-tensor hooks are disabled. Then the spike-saving and event-driven
+    paths, which push hooks of their own, step aside: inner hooks would hide the outer ones."""
+    try:
+        if not torch._C._autograd._saved_tensors_hooks_is_enabled():
+            return True
+        top = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    except (AttributeError, RuntimeError, TypeError):  # private API changed: assume hooks
+        return True
+    return top is not None and not getattr(top[0], OWN_HOOK, False)
+
+
+class _DoubleBackwardError(torch.autograd.Function):
+    """``(message, n, *tensors) -> tensors[:n]``: gradients a kernel computed in a backward under
+    ``create_graph=True``, behind a node whose own backward (a second backward reaching them)
+    raises ``message``. The other ``tensors`` only connect the node to the graph (module
+    docstring of the caller)."""
+
+    @staticmethod
+    def forward(ctx: Any, message: str, n: int, *tensors: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        ctx.message = message
+        return tensors[:n]
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> Any:  # type: ignore[override]
+        raise RuntimeError(ctx.message)
+
+
+def _not_twice_differentiable(
+    message: str, grads: tuple[Tensor | None, ...], connected: tuple[Tensor | None, ...]
+) -> tuple[Tensor | None, ...]:
+    """``grads`` (computed by a kernel inside a backward with ``create_graph=True``), each behind
+    a node that raises ``message`` when a second backward reaches it. ``connected``: tensors of
+    the graph the true second-order terms would flow to (the forward's inputs, or anchors of
+    them, and the incoming gradients); without them a second backward asked for the gradients of
+    some tensors only (``torch.autograd.grad(p, inputs)``) would prune the node and silently
+    miss those terms, as ``once_differentiable`` does."""
+    live = tuple(g for g in grads if g is not None)
+    links = tuple(t for t in connected if t is not None and t.requires_grad)
+    if not live or not links:
+        return grads
+    wrapped = iter(_DoubleBackwardError.apply(message, len(live), *live, *links))
+    return tuple(None if g is None else next(wrapped) for g in grads)
+
+
+def _anchor(t: Tensor | None) -> Tensor | None:
+    """An empty tensor computed from ``t`` (``t[:0].clone()``): saved for backward, it connects
+    the backward to ``t``'s producer without keeping ``t``'s memory (its nodes save shapes
+    only)."""
+    return t[:0].clone() if t is not None and t.requires_grad else None
+
+
 class _FusedNeuron(torch.autograd.Function):
     """``(x [T, B, ...], v0 [B, ...] | None, cfg) -> (spikes [T, B, ...], v_final [B, ...])``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, v0: Tensor | None, cfg: tuple[Any, ...]
+        ctx: Any,
+        x: Tensor,
+        v0: Tensor | None,
+        cfg: tuple[Any, ...],
+        x_anchor: Tensor | None,
+        v0_anchor: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
         lib = _library()
         assert lib is not None
@@ -410,7 +498,10 @@ class _FusedNeuron(torch.autograd.Function):
             torch.get_num_threads(),
         )
         if h is not None:
-            ctx.save_for_backward(h)
+            # the anchors connect a create_graph backward's error node to x's and v0's producers
+            ctx.save_for_backward(h, x_anchor, v0_anchor)
+            # a hook's unpacked H may be a tensor its owner keeps: do not overwrite it in backward
+            ctx.h_private = not foreign_saved_tensors_hooks()
         ctx.cfg = cfg
         ctx.set_materialize_grads(False)
         return spikes, v_final
@@ -418,12 +509,12 @@ class _FusedNeuron(torch.autograd.Function):
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, g_spikes: Tensor | None, g_vfinal: Tensor | None
-    ) -> tuple[Tensor | None, Tensor | None, None]:
+    ) -> tuple[Tensor | None, Tensor | None, None, None, None]:
         if g_spikes is None and g_vfinal is None:
-            return None, None, None
+            return None, None, None, None, None
         lib = _library()
         assert lib is not None
-        (h,) = ctx.saved_tensors
+        h, x_anchor, v0_anchor = ctx.saved_tensors
         kind, p, thr, vr, reset, strict, detach, sg, alpha = ctx.cfg
         gs = None if g_spikes is None else g_spikes.to(h.dtype).contiguous()
         gvt = None if g_vfinal is None else g_vfinal.to(h.dtype).contiguous()
@@ -431,7 +522,7 @@ class _FusedNeuron(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # H is dead after this backward unless the graph is kept: dL/dX overwrites it (no
             # new activation-sized buffer; the writes hit the lines just read)
-            g_x = torch.empty_like(h) if _graph_kept() else h
+            g_x = h if ctx.h_private and not _graph_kept() else torch.empty_like(h)
         g_v0 = torch.empty(h.shape[1:], dtype=h.dtype) if ctx.needs_input_grad[1] else None
         getattr(lib, f"sf_backward_{_DTYPES[h.dtype]}")(
             h.data_ptr(),
@@ -452,7 +543,11 @@ class _FusedNeuron(torch.autograd.Function):
             alpha,
             torch.get_num_threads(),
         )
-        return g_x, g_v0, None
+        if torch.is_grad_enabled():  # create_graph=True: these gradients are not differentiable
+            g_x, g_v0 = _not_twice_differentiable(
+                _NEURON_ERROR, (g_x, g_v0), (x_anchor, v0_anchor, g_spikes, g_vfinal)
+            )
+        return g_x, g_v0, None, None, None
 
 
 def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
@@ -470,8 +565,8 @@ def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
 
 def spike_source(x_seq: Tensor) -> Any | None:
     """The autograd node of the fused neuron whose spike output ``x_seq`` is, if that neuron
-    saved its pre-spike potential ``H`` for backward; else ``None``. ``node.saved_tensors``
-    is ``(H,)`` (until the neuron's backward frees it) and ``node.cfg[2], node.cfg[5]`` are the
+    saved its pre-spike potential ``H`` for backward; else ``None``. ``node.saved_tensors[0]``
+    is ``H`` (until the neuron's backward frees it) and ``node.cfg[2], node.cfg[5]`` are the
     threshold and the strict flag: the spikes are ``H > ϑ`` if strict else ``H >= ϑ``."""
     node = x_seq.grad_fn
     if (
@@ -522,5 +617,6 @@ def fused_multistep(
         _SURROGATES[surrogate],
         a,
     )
-    spikes, v_final = _FusedNeuron.apply(x_seq, v0, cfg)
+    anchors = (_anchor(x_seq), _anchor(v0)) if torch.is_grad_enabled() else (None, None)
+    spikes, v_final = _FusedNeuron.apply(x_seq, v0, cfg, *anchors)
     return spikes, v_final

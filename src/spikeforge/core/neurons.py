@@ -47,7 +47,7 @@ from spikeforge.core.functional import (
     lif_multistep,
 )
 from spikeforge.core.fused import spike_source
-from spikeforge.core.spike_saving import apply_to_spikes
+from spikeforge.core.spike_saving import apply_to_spikes, bypassable, spike_path_allowed
 from spikeforge.core.surrogate import default_alpha
 
 __all__ = ["IF", "LIF", "DecayLIF", "MultiStep", "param_groups"]
@@ -345,7 +345,11 @@ class MultiStep(nn.Module):
     When ``x_seq`` comes straight from a neuron on the fused path, the layers keep no copy of the
     spikes for backward: they are recomputed from the neuron's saved potential, and a leading
     convolution runs its backward in chunks (:mod:`spikeforge.core.spike_saving`), so a spiking
-    layer costs BPTT one saved tensor (``H``), as a ReLU layer does (its output).
+    layer costs BPTT one saved tensor (``H``), as a ReLU layer does (its output). That path is
+    taken only where it computes the same thing as calling the layers: not under global module
+    hooks or someone else's saved-tensor hooks, and a layer with hooks, a parametrization (e.g.
+    pruning, weight norm) or a patched ``forward`` is called as usual
+    (:mod:`spikeforge.core.spike_saving`).
     """
 
     def __init__(self, *layers: nn.Module) -> None:
@@ -359,13 +363,18 @@ class MultiStep(nn.Module):
         if x_seq.dim() < 2:
             raise ValueError(f"expected a time-first input [T, B, ...], got {list(x_seq.shape)}")
         t, b = x_seq.shape[0], x_seq.shape[1]
-        compiling = torch.compiler.is_compiling()  # the fused path is never traced
-        node = spike_source(x_seq) if torch.is_grad_enabled() and not compiling else None
+        node = None
+        # the spike path only where it is the same computation (spike_saving docstring): with
+        # gradients on, not traced, no global module hooks, no saved-tensor hooks of others
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            node = spike_source(x_seq)
+            if node is not None and not spike_path_allowed():
+                node = None
         if node is None:
             y = self.layer(x_seq.flatten(0, 1))
         else:
-            hooked = self.layer._forward_hooks or self.layer._forward_pre_hooks
-            unpack = type(self.layer) is nn.Sequential and not hooked  # keep the Sequential's hooks
+            # a Sequential with hooks (or otherwise not bypassable) is called as a whole
+            unpack = type(self.layer) is nn.Sequential and bypassable(self.layer)
             layers = list(self.layer) if unpack else [self.layer]
             y = apply_to_spikes(layers, x_seq.flatten(0, 1), node)
         return y.unflatten(0, (t, b))

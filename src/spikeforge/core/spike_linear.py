@@ -19,7 +19,15 @@ The result equals ``F.linear`` up to summation order (float rounding; the tests 
 values (found by the same scan), activity above ``max_density`` (where the dense BLAS kernel is
 faster; default 0.3), fewer than 256 (float32) / 128 (float64) output features (a narrow layer
 is cheap for BLAS and leaves the kernel's registers idle), CUDA or other devices, dtypes other
-than float32 / float64, ``torch.compile`` tracing, or when the kernels are unavailable.
+than float32 / float64, ``torch.compile`` tracing, saved-tensor hooks active while gradients are
+on (a user's ``saved_tensors_hooks``, ``torch.utils.checkpoint``: they see what ``F.linear``
+saves), or when the kernels are unavailable.
+
+:class:`SpikeLinear` is called like any module, so its hooks, parametrizations and pruning work
+as on ``nn.Linear``. **Double backward** (``create_graph=True``) is exact: the input is saved as a
+reference to the spike indices (:func:`spikeforge.core.spike_saving.saved_as_recomputed`) and,
+only in a backward that builds a graph, rebuilt as a dense tensor connected to its producer; that
+backward then computes ``F.linear``'s gradients with differentiable torch ops.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.core.fused import foreign_saved_tensors_hooks
 from spikeforge.core.kernels import KernelLibrary
+from spikeforge.core.spike_saving import saved_as_recomputed
 
 __all__ = ["SpikeLinear", "is_available", "spike_linear"]
 
@@ -258,8 +268,21 @@ def _spike_indices(x2d: Tensor, max_density: float) -> tuple[Tensor, Tensor] | N
     return ptr, idx
 
 
+def _dense(ptr: Tensor, idx: Tensor, width: int, dtype: torch.dtype) -> Tensor:
+    """The binary ``[N, width]`` tensor whose CSR indices are ``ptr, idx``."""
+    n = ptr.shape[0] - 1
+    rows = torch.repeat_interleave(torch.arange(n), ptr[1:] - ptr[:-1], output_size=idx.numel())
+    out = torch.zeros(n, width, dtype=dtype)
+    out[rows, idx.long()] = 1
+    return out
+
+
 class _SpikeLinear(torch.autograd.Function):
-    """``(x2d [N, I] binary, weight [O, I], bias [O] | None, ptr, idx) -> y [N, O]``."""
+    """``(x2d [N, I] binary, weight [O, I], bias [O] | None, ptr, idx) -> y [N, O]``.
+
+    Call under :func:`saved_as_recomputed` of ``x2d`` (:func:`spike_linear`): ``x2d`` is saved
+    only to be rebuilt, connected, for a backward with ``create_graph=True``.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -281,7 +304,7 @@ class _SpikeLinear(torch.autograd.Function):
             out,
             torch.get_num_threads(),
         )
-        ctx.save_for_backward(weight, ptr, idx)
+        ctx.save_for_backward(x2d, weight, ptr, idx)
         ctx.shape = (n, x2d.shape[1])
         ctx.has_bias = bias is not None
         return y
@@ -290,9 +313,19 @@ class _SpikeLinear(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, g: Tensor
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
-        weight, ptr, idx = ctx.saved_tensors
+        x2d, weight, ptr, idx = ctx.saved_tensors
         n, width = ctx.shape
         g = g.to(weight.dtype).contiguous()
+        if torch.is_grad_enabled():
+            # create_graph=True: x2d is the input rebuilt and connected to its producer; the
+            # gradients of F.linear (addmm) in differentiable torch ops
+            return (
+                g.mm(weight) if ctx.needs_input_grad[0] else None,
+                x2d.t().mm(g).t() if ctx.needs_input_grad[1] else None,
+                g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None,
+                None,
+                None,
+            )
         g_x = g @ weight if ctx.needs_input_grad[0] else None
         g_w = None
         if ctx.needs_input_grad[1]:
@@ -340,14 +373,19 @@ def spike_linear(
         raise ValueError(
             f"input of shape {list(x.shape)} does not match a weight of shape {list(weight.shape)}"
         )
-    if not _eligible(x, weight):
+    if not _eligible(x, weight) or (torch.is_grad_enabled() and foreign_saved_tensors_hooks()):
         return F.linear(x, weight, bias)
     x2d = x.detach().reshape(-1, x.shape[-1]).contiguous()
     csr = _spike_indices(x2d, max_density)
     if csr is None:
         return F.linear(x, weight, bias)
-    # x itself (not x2d) goes in so that autograd reaches the spikes' producer.
-    y = _SpikeLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias, *csr)
+    ptr, idx = csr
+    width, dtype = x.shape[-1], x.dtype
+    # x itself (not x2d) goes in so that autograd reaches the spikes' producer; it is saved as
+    # a way to rebuild it from the indices (for a double backward only)
+    x_in = x.reshape(-1, width)
+    with saved_as_recomputed(x_in, lambda: _dense(ptr, idx, width, dtype)):
+        y = _SpikeLinear.apply(x_in, weight, bias, ptr, idx)
     return y.reshape(*x.shape[:-1], weight.shape[0])
 
 
