@@ -384,7 +384,10 @@ def spike_linear(
     # x itself (not x2d) goes in so that autograd reaches the spikes' producer; it is saved as
     # a way to rebuild it from the indices (for a double backward only)
     x_in = x.reshape(-1, width)
-    with saved_as_recomputed(x_in, lambda: _dense(ptr, idx, width, dtype)):
+    if torch.is_grad_enabled():
+        with saved_as_recomputed(x_in, lambda: _dense(ptr, idx, width, dtype)):
+            y = _SpikeLinear.apply(x_in, weight, bias, ptr, idx)
+    else:  # nothing is saved (inference tensors have no version counter to check)
         y = _SpikeLinear.apply(x_in, weight, bias, ptr, idx)
     return y.reshape(*x.shape[:-1], weight.shape[0])
 
