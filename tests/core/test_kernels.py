@@ -294,6 +294,7 @@ def test_read_only_cache_folder_uses_its_valid_entry_else_builds_in_the_fallback
     assert len(list(cache.glob("*.so"))) == 1
 
 
+@needs_compiler
 def test_fallback_folder_writable_by_others_is_refused(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
