@@ -198,6 +198,7 @@ def _global_hook(kind: str, hook: Callable[..., None]) -> Iterator[None]:
         handle.remove()
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # the network's first module
 @pytest.mark.parametrize("kind", ["forward", "forward_pre", "full_backward", "full_backward_pre"])
 @pytest.mark.parametrize("mid", ["conv", "conv_bn"])
 def test_global_module_hooks_fire_as_on_the_reference_path(kind: str, mid: str) -> None:
@@ -337,6 +338,28 @@ def test_double_backward_through_the_fused_neuron_raises(mid: str) -> None:
         torch.autograd.grad(penalty, [first_weight], retain_graph=True)
     with pytest.raises(RuntimeError, match="backend='reference'"):
         penalty.backward()
+
+
+@pytest.mark.parametrize("wrt", ["weight", "init_state"])
+def test_double_backward_raises_when_the_loss_is_linear_in_the_spikes(wrt: str) -> None:
+    """The incoming gradient of the spikes is a constant here, so only the neuron's inputs (the
+    weight through X, the learnable initial potential through V[0]) connect the second-order
+    terms to the graph; the error must still be raised, not a gradient without those terms."""
+    for backend in ("reference", "fused"):
+        torch.manual_seed(0)
+        conv = _gain(nn.Conv2d(1, 4, 3, padding=1), 6.0).double()
+        neuron = LIF(backend=backend, learnable_init=True, shape=(4, 6, 6)).double()
+        spikes = neuron(MultiStep(conv)(_input("conv")))
+        weights = torch.linspace(-1, 1, spikes.numel(), dtype=spikes.dtype).view_as(spikes)
+        params = [conv.weight, neuron.init_state]
+        grads = torch.autograd.grad((spikes * weights).sum(), params, create_graph=True)
+        penalty = sum(g.square().sum() for g in grads) + neuron.init_state.square().sum()
+        target = conv.weight if wrt == "weight" else neuron.init_state
+        if backend == "reference":
+            assert torch.autograd.grad(penalty, [target])[0].abs().sum() > 0
+        else:
+            with pytest.raises(RuntimeError, match="backend='reference'"):
+                torch.autograd.grad(penalty, [target])
 
 
 @pytest.mark.parametrize("mid", ["conv", "spike_linear"])
