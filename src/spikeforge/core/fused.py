@@ -58,7 +58,6 @@ from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.surrogate import heaviside, resolve_alpha
 
 __all__ = [
-    "DOUBLE_BACKWARD_ERROR",
     "KINDS",
     "build_seconds",
     "foreign_saved_tensors_hooks",
@@ -390,15 +389,13 @@ def _graph_kept() -> bool:
         return True
 
 
-#: the error of a second backward through a spikeforge kernel's backward
-DOUBLE_BACKWARD_ERROR = (
-    "spikeforge: {what} runs a compiled kernel in its backward, which is not differentiable, so "
-    "higher-order gradients (a backward through a graph built with create_graph=True: gradient "
-    "penalties, meta-learning, Hessian-vector products) cannot go through it. {fix}"
-)
-_NEURON_ERROR = DOUBLE_BACKWARD_ERROR.format(
-    what="the fused neuron (IF / LIF / DecayLIF, backend='auto' or 'fused')",
-    fix="Build the neurons with backend='reference' for higher-order gradients.",
+#: the error of a second backward through the fused neuron's backward
+_NEURON_ERROR = (
+    "spikeforge: the fused neuron (IF / LIF / DecayLIF with backend='auto' or 'fused') runs a "
+    "compiled kernel in its backward, which is not differentiable, so higher-order gradients (a "
+    "backward through a graph built with create_graph=True: gradient penalties, meta-learning, "
+    "Hessian-vector products) cannot go through it. Build the neurons with backend='reference' "
+    "for higher-order gradients."
 )
 
 #: marks the saved-tensor hooks spikeforge pushes itself (:func:`foreign_saved_tensors_hooks`)
@@ -422,8 +419,8 @@ def foreign_saved_tensors_hooks() -> bool:
 class _DoubleBackwardError(torch.autograd.Function):
     """``(message, n, *tensors) -> tensors[:n]``: gradients a kernel computed in a backward under
     ``create_graph=True``, behind a node whose own backward (a second backward reaching them)
-    raises ``message``. The other ``tensors`` only connect the node to the graph (module
-    docstring of the caller)."""
+    raises ``message``. The other ``tensors`` only connect the node to the graph
+    (:func:`_not_twice_differentiable`)."""
 
     @staticmethod
     def forward(ctx: Any, message: str, n: int, *tensors: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
@@ -460,7 +457,9 @@ def _anchor(t: Tensor | None) -> Tensor | None:
 
 
 class _FusedNeuron(torch.autograd.Function):
-    """``(x [T, B, ...], v0 [B, ...] | None, cfg) -> (spikes [T, B, ...], v_final [B, ...])``."""
+    """``(x [T, B, ...], v0 [B, ...] | None, cfg, x_anchor, v0_anchor) -> (spikes [T, B, ...],
+    v_final [B, ...])``; the anchors (:func:`_anchor` of ``x`` and ``v0``) only link a
+    ``create_graph`` backward's error node to the graph."""
 
     @staticmethod
     def forward(  # type: ignore[override]

@@ -48,7 +48,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules import module as _module
-from torch.nn.utils.parametrize import is_parametrized
 
 from spikeforge.core.fused import OWN_HOOK, foreign_saved_tensors_hooks, spikes_from_h
 
@@ -115,7 +114,7 @@ def bypassable(module: nn.Module) -> bool:
         or module._backward_hooks
         or module._backward_pre_hooks
         or "forward" in module.__dict__
-        or is_parametrized(module)
+        or "parametrizations" in module._modules  # parametrize.is_parametrized, without getattr
     )
 
 
