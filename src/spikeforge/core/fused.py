@@ -77,6 +77,10 @@ _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 _SOURCE = r"""
 // spikeforge fused multi-step neurons. Layout: x, s, h are [T, M] (M = B * prod(neuron shape)),
 // v0, v_final, g_v0 are [M]. Every arithmetic expression mirrors the plain-torch reference.
+// The comparisons of the clamps below (and the spike compare) raise no exceptions anyone reads:
+// without trapping math the compiler may turn them into blends and vectorize the loops. Results
+// are unchanged (rounding is the same IEEE arithmetic).
+#pragma GCC optimize("no-trapping-math")
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
@@ -145,6 +149,62 @@ void forward(const T* x, const T* v0, T* s, T* h_out, T* v_final, int64_t steps,
     }
 }
 
+// exp for the sigmoid surrogate, in a form the compiler vectorizes (libm's exp is one call per
+// element): x = n ln2 + r with |r| <= ln2 / 2, exp(r) from its Taylor series (remainder below
+// 0.05 ulp), times 2^n written into the exponent bits. x is clamped to [-708, 708] (float:
+// [-87, 87]), where exp is finite and normal; the surrogate is 0 to the last bit beyond that.
+// Within a few ulp of std::exp: the gradients match the reference to rounding (1e-12 in float64).
+inline double exp_vec(double x) {
+    x = std::min(std::max(x, -708.0), 708.0);
+    constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+    const double t = x * 1.4426950408889634 + magic;
+    const double n = t - magic;
+    const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                   // 1/13!
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t bits;
+    __builtin_memcpy(&bits, &t, sizeof bits);   // low bits of t: n + 2^51
+    bits = (bits + 1023) << 52;                  // 2^n (n + 1023 in [1, 2045])
+    double scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+inline float exp_vec(float x) {
+    x = std::min(std::max(x, -87.0f), 87.0f);
+    constexpr float magic = 12582912.0f;          // 1.5 * 2^23
+    const float t = x * 1.44269504f + magic;
+    const float n = t - magic;
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.0f / 40320.0f;                     // 1/8!
+    p = p * r + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    __builtin_memcpy(&bits, &t, sizeof bits);    // low bits of t: n + 2^22
+    bits = (bits + 127) << 23;                    // 2^n (n + 127 in [1, 253])
+    float scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 template <typename T, int SG>
 inline T surrogate(T d, double alpha) {
     // constants are formed in double and rounded to T, as torch does with Python scalars
@@ -154,7 +214,7 @@ inline T surrogate(T d, double alpha) {
         return T(alpha / 2) / (T(1) + u * u);
     }
     if (SG == 1) {  // sigmoid: a * sig(a d) * (1 - sig(a d))
-        const T sg = T(1) / (T(1) + std::exp(-(a * d)));
+        const T sg = T(1) / (T(1) + exp_vec(-(a * d)));
         return a * sg * (T(1) - sg);
     }
     if (SG == 2) {  // fast sigmoid: 1 / (1 + a |d|)^2
@@ -165,14 +225,16 @@ inline T surrogate(T d, double alpha) {
         const T q = a - std::fabs(d);
         return (q > T(0) ? q : T(0)) / T(alpha * alpha);
     }
-    // rectangle: 1[|d| < a/2] / a
-    return (std::fabs(d) < T(alpha / 2) ? T(1) : T(0)) / a;
+    // rectangle: 1[|d| < a/2] / a (= 1 / a or 0, so the division is done once)
+    const T inside = T(1) / a;
+    return std::fabs(d) < T(alpha / 2) ? inside : T(0);
 }
 
 // kind enters the backward only through dH/dV[t-1] and dH/dX[t]:
 // LEAK 0: gx = gh, gv = gh (IF); 1: gx = gh / p, gv = gh - gh / p (LIF, decay_input);
 // 2: gx = gh, gv = gh - gh / p (LIF, no input decay); 3: gx = gh, gv = gh * p (decay-factor);
 // 4, 5: as 1, 2 with p = 1/tau (a power of two) multiplied instead of tau divided.
+// g_s and g_x are required (ABI 2: no branch in the inner loop); g_vt and g_v0 may be null.
 template <typename T, int KIND, int RESET, int SG>
 void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t steps, int64_t m,
               T p, T thr, T vr, int strict, int detach, double alpha, int nthreads) {
@@ -189,8 +251,8 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
         for (int64_t i = 0; i < n; ++i) gv[i] = g_vt ? g_vt[i0 + i] : T(0);
         for (int64_t t = steps - 1; t >= 0; --t) {
             const T* ht = h + t * m + i0;
-            const T* gst = g_s ? g_s + t * m + i0 : nullptr;
-            T* gxt = g_x ? g_x + t * m + i0 : nullptr;
+            const T* gst = g_s + t * m + i0;
+            T* gxt = g_x + t * m + i0;
             // g_x may be h itself (written in place, index by index): no dependency between
             // iterations either way
 #pragma GCC ivdep
@@ -199,7 +261,7 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
                 const T d = hv - thr;
                 const T sp = fires(d, strict);
                 const T sg = surrogate<T, SG>(d, alpha);
-                const T gs = gst ? gst[i] : T(0);
+                const T gs = gst[i];
                 const T g = gv[i];
                 T gh;
                 if (RESET == 0) {
@@ -218,7 +280,7 @@ void backward(const T* h, const T* g_s, const T* g_vt, T* g_x, T* g_v0, int64_t 
                 else if (KIND == 4) { gx = gh * p; gvn = gh + (-gx); }
                 else if (KIND == 5) { gx = gh; gvn = gh + (-(gh * p)); }
                 else { gx = gh; gvn = gh * p; }
-                if (gxt) gxt[i] = gx;
+                gxt[i] = gx;
                 gv[i] = gvn;
             }
         }
@@ -326,7 +388,7 @@ extern "C" {
     }
 SF_EXPORT(f32, float)
 SF_EXPORT(f64, double)
-int sf_abi_version() { return 1; }
+int sf_abi_version() { return 2; }
 }
 """
 
@@ -343,7 +405,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         spikes = getattr(lib, f"sf_spikes_{suffix}")
         spikes.argtypes = [p, p, i64, f64, i32, i32]
         spikes.restype = None
-    if lib.sf_abi_version() != 1:
+    if lib.sf_abi_version() != 2:
         raise RuntimeError("stale kernel library (ABI mismatch)")
 
 
@@ -515,19 +577,20 @@ class _FusedNeuron(torch.autograd.Function):
         assert lib is not None
         h, x_anchor, v0_anchor = ctx.saved_tensors
         kind, p, thr, vr, reset, strict, detach, sg, alpha = ctx.cfg
-        gs = None if g_spikes is None else g_spikes.to(h.dtype).contiguous()
+        # the kernel reads a spike gradient and writes dL/dX at every step (no branch in its loop,
+        # which then vectorises for every surrogate): zeros stand in for an unused spike output
+        gs = torch.zeros_like(h) if g_spikes is None else g_spikes.to(h.dtype).contiguous()
         gvt = None if g_vfinal is None else g_vfinal.to(h.dtype).contiguous()
-        g_x = None
-        if ctx.needs_input_grad[0]:
-            # H is dead after this backward unless the graph is kept: dL/dX overwrites it (no
-            # new activation-sized buffer; the writes hit the lines just read)
-            g_x = h if ctx.h_private and not _graph_kept() else torch.empty_like(h)
+        # H is dead after this backward unless the graph is kept: dL/dX overwrites it (no new
+        # activation-sized buffer; the writes hit the lines just read)
+        gx_buffer = h if ctx.h_private and not _graph_kept() else torch.empty_like(h)
+        g_x = gx_buffer if ctx.needs_input_grad[0] else None
         g_v0 = torch.empty(h.shape[1:], dtype=h.dtype) if ctx.needs_input_grad[1] else None
         getattr(lib, f"sf_backward_{_DTYPES[h.dtype]}")(
             h.data_ptr(),
-            None if gs is None else gs.data_ptr(),
+            gs.data_ptr(),
             None if gvt is None else gvt.data_ptr(),
-            None if g_x is None else g_x.data_ptr(),
+            gx_buffer.data_ptr(),
             None if g_v0 is None else g_v0.data_ptr(),
             h.shape[0],
             h[0].numel(),
