@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
@@ -675,6 +676,39 @@ def bench_ttfs_training() -> str:
         f"{_machine_line(report)}",
     ]
     return "\n".join(lines)
+
+
+@table("bench-surrogates")
+def bench_surrogates() -> str:
+    """Per surrogate: the median and worst ratio of a LIF layer's training step to atan's over
+    the matrix of benchmarks/surrogates.py, now and before the vectorised backward."""
+    now, before = load("bench-surrogates"), load("bench-surrogates-before")
+
+    def ratios(report: dict, surrogate: str) -> list[tuple[float, dict]]:
+        return [(r["ratio_to_atan"][surrogate], r) for r in report["rows"]]
+
+    rows = []
+    for surrogate in now["rows"][0]["ratio_to_atan"]:
+        if surrogate == "atan":
+            continue
+        cells = ratios(now, surrogate)
+        worst, row = max(cells, key=lambda c: c[0])
+        rows.append(
+            [
+                surrogate,
+                ratio(statistics.median(c[0] for c in cells)),
+                f"{ratio(worst)} (T, B, N = {', '.join(map(str, row['shape']))}, "
+                f"{row['dtype']}, {threads_word(row['threads'])})",
+                ratio(max(c[0] for c in ratios(before, surrogate))),
+            ]
+        )
+    header = ["surrogate", "median / atan", "worst / atan (setting)", "worst before"]
+    machine = (
+        f"CPU: {now['cpu']}, torch {now['torch']}; {len(now['rows'])} settings; load average "
+        f"{now['load_before'].removeprefix('load average ')} before the run. Target: at most "
+        f"{now['target_ratio']}x."
+    )
+    return md(header, rows) + "\n\n" + machine
 
 
 # --- README: the feature table ------------------------------------------------------------------
