@@ -355,3 +355,19 @@ def test_kernel_tests_fail_when_unavailable_unless_allowed(tmp_path: Path, allow
     else:
         assert proc.returncode == 1 and "1 error" in proc.stdout, proc.stdout
         assert "SPIKEFORGE_ALLOW_NO_KERNELS=1" in proc.stdout
+
+
+def test_kernel_sources_are_package_data() -> None:
+    """The C++ lives in .cpp files of the package (spikeforge/core/csrc), declared as package
+    data so that a wheel carries them, and the modules compile exactly those files."""
+    import tomllib
+
+    from spikeforge.core import fused, spike_linear
+    from spikeforge.core.kernels import kernel_source
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "csrc/*.cpp" in data["package-data"]["spikeforge.core"]
+    assert fused.LIBRARY.source == kernel_source("neurons.cpp")
+    assert spike_linear.LIBRARY.source == kernel_source("spike_linear.cpp")
+    assert "sf_abi_version" in fused.LIBRARY.source

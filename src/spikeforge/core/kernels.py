@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUILD_PREFIX", "FLAGS", "STALE_SECONDS", "KernelLibrary"]
+__all__ = ["BUILD_PREFIX", "FLAGS", "STALE_SECONDS", "KernelLibrary", "kernel_source"]
 
 FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-march=native", "-std=c++17"]
 #: name prefix of the temporary build folders inside the cache folder
@@ -81,6 +81,12 @@ _MANIFEST_FORMAT = 1
 
 class _Unavailable(RuntimeError):
     """The library cannot be loaded; the message is the whole reason."""
+
+
+def kernel_source(name: str) -> str:
+    """The C++ source ``name`` shipped with the package (``spikeforge/core/csrc/``, package
+    data), e.g. ``"neurons.cpp"``."""
+    return (Path(__file__).with_name("csrc") / name).read_text()
 
 
 def _configured_cache_dir() -> Path:
