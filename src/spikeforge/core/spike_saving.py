@@ -168,6 +168,26 @@ def saved_as_recomputed(t: Tensor, make: Callable[[], Tensor]) -> Iterator[None]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+def _conv_backward(
+    g: Tensor, x: Tensor, weight: Tensor, conv: Any, need_x: bool, need_w: bool, need_b: bool
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """``aten.convolution_backward`` of ``conv``'s geometry: (dL/dx, dL/dW, dL/db), each only
+    if asked for."""
+    return torch.ops.aten.convolution_backward(
+        g,
+        x,
+        weight,
+        [weight.shape[0]] if need_b else None,
+        list(conv.stride),
+        list(conv.padding),
+        list(conv.dilation),
+        False,
+        [0] * len(conv.stride),
+        conv.groups,
+        [need_x, need_w, need_b],
+    )
+
+
 class _SpikeConv(torch.autograd.Function):
     """``conv(x)`` for spikes ``x [N, C, ...]``; backward in chunks of recomputed spikes.
 
@@ -202,19 +222,7 @@ class _SpikeConv(torch.autograd.Function):
         if torch.is_grad_enabled():
             # create_graph=True: x is the recomputed spikes connected to the neuron; the
             # ordinary convolution backward is differentiable, as the reference path's
-            gx, gw, gb = torch.ops.aten.convolution_backward(
-                g,
-                x,
-                weight,
-                [weight.shape[0]] if need_b else None,
-                list(conv.stride),
-                list(conv.padding),
-                list(conv.dilation),
-                False,
-                [0] * len(conv.stride),
-                conv.groups,
-                [need_x, need_w, need_b],
-            )
+            gx, gw, gb = _conv_backward(g, x, weight, conv, need_x, need_w, need_b)
             return gx, gw, gb if need_b else None, None, None
         n = spikes.shape[0]
         per_sample = max(1, spikes.shape.numel() // max(n, 1) * weight.element_size())
@@ -225,18 +233,8 @@ class _SpikeConv(torch.autograd.Function):
         g_b = weight.new_zeros(weight.shape[0]) if need_b else None
         for lo in range(0, n, step) if need_x or need_w or need_b else ():
             hi = min(n, lo + step)
-            gx, gw, gb = torch.ops.aten.convolution_backward(
-                g[lo:hi],
-                spikes.rows(lo, hi),
-                weight,
-                [weight.shape[0]] if need_b else None,
-                list(conv.stride),
-                list(conv.padding),
-                list(conv.dilation),
-                False,
-                [0] * len(conv.stride),
-                conv.groups,
-                [need_x, need_w, need_b],
+            gx, gw, gb = _conv_backward(
+                g[lo:hi], spikes.rows(lo, hi), weight, conv, need_x, need_w, need_b
             )
             if g_x is not None:
                 g_x[lo:hi] = gx
