@@ -72,6 +72,8 @@ from allocator import accounting_malloc, tune_malloc  # benchmarks/allocator.py,
 from spikeforge.core import LIF, MultiStep
 from spikeforge.core import fused as fused_kernels
 from spikeforge.core.spike_linear import SpikeLinear
+from spikeforge.io import code_version, write_json
+from ttfs_inference import cpu_info, load_average  # beside this script
 
 TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
 #: workload -> (T, batch, input shape per sample, train)
@@ -484,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     if found:
         print("peers: " + ", ".join(f"{n} {v}" for n, v in found.items()))
     report: dict[str, object] = {
+        "code_version": code_version(),
+        "cpu": cpu_info(),
+        "load_before": load_average(),
         "malloc": malloc,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -513,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  sf-fused: {speedup:.2f}x faster than the fastest peer {fastest} (goal 1.3)")
         report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem, "spikes": spikes}
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        report["load_after"] = load_average()
+        write_json(args.json, report)
     return 0
 
 
