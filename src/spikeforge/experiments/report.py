@@ -74,10 +74,6 @@ class ReportFolder:
         """Whether results of more than one code version share this folder."""
         return len(self.code_versions) > 1
 
-    def file(self, name: str) -> Path:
-        """``path / name`` (a checkpoint, a plot, ...)."""
-        return self.path / name
-
     def environment(self, **extra: Any) -> dict[str, Any]:
         """:func:`spikeforge.io.environment` plus every code version that wrote to this folder
         (``code_versions``) and ``extra``."""
