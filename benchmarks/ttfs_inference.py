@@ -105,6 +105,19 @@ def load_average() -> str:
         return "load average n/a"
 
 
+def start_run(args: argparse.Namespace) -> tuple[float, str, str, list[int], list[str], list[str]]:
+    """The start of a TTFS benchmark run: start time, load average, allocator set-up (glibc
+    tuned unless ``--default-malloc``), and the thread counts, architectures and dtypes asked
+    for (``--threads``, ``--arch``, ``--dtype``)."""
+    t0 = time.perf_counter()
+    load_before = load_average()
+    allocator = "default allocator" if args.default_malloc else tune_malloc()
+    threads = args.threads or [torch.get_num_threads()]
+    archs = list(ARCHS) if args.arch == "all" else [args.arch]
+    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+    return t0, load_before, allocator, threads, archs, dtypes
+
+
 def run_record(
     benchmark: str,
     args: argparse.Namespace,
@@ -344,12 +357,7 @@ def print_sim_table(rows: list[SimRow]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    t0 = time.perf_counter()
-    load_before = load_average()
-    allocator = "default allocator" if args.default_malloc else tune_malloc()
-    threads = args.threads or [torch.get_num_threads()]
-    archs = list(ARCHS) if args.arch == "all" else [args.arch]
-    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+    t0, load_before, allocator, threads, archs, dtypes = start_run(args)
 
     print(f"torch {torch.__version__}, threads = {threads}, {allocator}")
     print(

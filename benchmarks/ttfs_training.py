@@ -34,24 +34,23 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.data import load_mnist, to_unit_float
 from spikeforge.io import write_json
-from spikeforge.models import fc2, lenet5
 from spikeforge.ttfs import TTFSNetwork, from_relu
 from spikeforge.ttfs.train import grow_windows
 from ttfs_inference import (
+    ARCHS,
+    DTYPES,
     add_run_options,
     cpu_info,
     load_average,
     run_record,
+    start_run,
     worst_ratios,
 )
 
 TARGET_RATIO = 1.5
 NOISY_SPREAD = 1.25  # max / min of a contender's repeats above this: warn about noisy timings
-ARCHS: dict[str, Callable[[], nn.Sequential]] = {"fc2": fc2, "lenet5": lenet5}
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass
@@ -158,12 +157,7 @@ def bench_setting(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    t0 = time.perf_counter()
-    load_before = load_average()
-    allocator = "default allocator" if args.default_malloc else tune_malloc()
-    threads = args.threads or [torch.get_num_threads()]
-    archs = list(ARCHS) if args.arch == "all" else [args.arch]
-    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+    t0, load_before, allocator, threads, archs, dtypes = start_run(args)
     print(f"torch {torch.__version__}, threads = {threads}, batch {args.batch_size}, {allocator}")
     print(f"CPU: {cpu_info()} ({platform.machine()}, {os.cpu_count()} logical CPUs); {load_before}")
     images, labels = load_mnist("train", args.data_dir)
