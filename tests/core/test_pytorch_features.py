@@ -59,7 +59,7 @@ def _net(backend: str, mid: str, *, dense_reference: bool = False, last: bool = 
     else:
         first = _gain(nn.Linear(16, 32), 3.0)
         dense = mid == "linear" or dense_reference
-        cls = nn.Linear if dense else functools.partial(SpikeLinear, max_density=1.0)
+        cls = nn.Linear if dense else functools.partial(SpikeLinear, max_density=1.0, path="event")
         middle = [_gain(cls(32, 128), 6.0)]
         readout = [nn.Linear(128, 3)]
     layers = [MultiStep(first), IF(backend=backend), MultiStep(*middle)]

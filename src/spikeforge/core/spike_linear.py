@@ -16,8 +16,10 @@ kernels (:mod:`spikeforge.core.kernels`):
 
 The result equals ``F.linear`` up to summation order (float rounding; the tests compare to
 1e-5 relative in float32 and 1e-12 in float64). Any other input takes ``F.linear``: non-binary
-values (found by the same scan), activity above ``max_density`` (where the dense BLAS kernel is
-faster; default 0.3), fewer than 256 (float32) / 128 (float64) output features (a narrow layer
+values (found by the same scan), activity above ``max_density`` (default 0.3) or above the
+density up to which the event path was **measured** faster than the dense one for the layer's
+shape, dtype and thread count on this machine (``path="auto"``, the default; measured once per
+shape and cached: :mod:`spikeforge.core.spike_linear_paths`), fewer than 256 (float32) / 128 (float64) output features (a narrow layer
 is cheap for BLAS and leaves the kernel's registers idle), CUDA or other devices, dtypes other
 than float32 / float64, ``torch.compile`` tracing, saved-tensor hooks active while gradients are
 on (a user's ``saved_tensors_hooks``, ``torch.utils.checkpoint``: they see what ``F.linear``
@@ -33,17 +35,22 @@ backward then computes ``F.linear``'s gradients with differentiable torch ops.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.core import spike_linear_paths as paths
 from spikeforge.core.fused import foreign_saved_tensors_hooks
 from spikeforge.core.kernels import KernelLibrary, kernel_source
 from spikeforge.core.spike_saving import saved_as_recomputed
 
-__all__ = ["SpikeLinear", "is_available", "spike_linear"]
+__all__ = ["PATHS", "SpikeLinear", "is_available", "spike_linear"]
+
+#: ``path`` choices of :func:`spike_linear`
+PATHS = ("auto", "event", "dense")
 
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -107,6 +114,46 @@ def _dense(ptr: Tensor, idx: Tensor, width: int, dtype: torch.dtype) -> Tensor:
     return out
 
 
+def _event_forward(ptr: Tensor, idx: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``y [N, O]``: the bias plus the columns of ``weight [O, I]`` of each row's spikes."""
+    lib = LIBRARY.get()
+    assert lib is not None
+    n, out = ptr.shape[0] - 1, weight.shape[0]
+    wt = weight.t().contiguous()
+    b = None if bias is None else bias.contiguous()
+    y = torch.empty(n, out, dtype=weight.dtype)
+    getattr(lib, f"sl_forward_{_DTYPES[weight.dtype]}")(
+        ptr.data_ptr(),
+        idx.data_ptr(),
+        wt.data_ptr(),
+        None if b is None else b.data_ptr(),
+        y.data_ptr(),
+        n,
+        out,
+        torch.get_num_threads(),
+    )
+    return y
+
+
+def _event_weight_grad(ptr: Tensor, idx: Tensor, g: Tensor, width: int) -> Tensor:
+    """``dW [O, width]`` with ``dW[:, i] = Σ_{n: S[n, i] = 1} g[n]`` for ``g [N, O]``."""
+    lib = LIBRARY.get()
+    assert lib is not None
+    n, out = g.shape
+    g_wt = torch.empty(width, out, dtype=g.dtype)
+    getattr(lib, f"sl_wgrad_{_DTYPES[g.dtype]}")(
+        ptr.data_ptr(),
+        idx.data_ptr(),
+        g.data_ptr(),
+        g_wt.data_ptr(),
+        n,
+        width,
+        out,
+        torch.get_num_threads(),
+    )
+    return g_wt.t().contiguous()
+
+
 class _SpikeLinear(torch.autograd.Function):
     """``(x2d [N, I] binary, weight [O, I], bias [O] | None, ptr, idx) -> y [N, O]``.
 
@@ -118,24 +165,9 @@ class _SpikeLinear(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x2d: Tensor, weight: Tensor, bias: Tensor | None, ptr: Tensor, idx: Tensor
     ) -> Tensor:
-        lib = LIBRARY.get()
-        assert lib is not None
-        n, out = x2d.shape[0], weight.shape[0]
-        wt = weight.detach().t().contiguous()
-        b = None if bias is None else bias.detach().contiguous()
-        y = torch.empty(n, out, dtype=x2d.dtype)
-        getattr(lib, f"sl_forward_{_DTYPES[x2d.dtype]}")(
-            ptr.data_ptr(),
-            idx.data_ptr(),
-            wt.data_ptr(),
-            None if b is None else b.data_ptr(),
-            y.data_ptr(),
-            n,
-            out,
-            torch.get_num_threads(),
-        )
+        y = _event_forward(ptr, idx, weight.detach(), None if bias is None else bias.detach())
         ctx.save_for_backward(x2d, weight, ptr, idx)
-        ctx.shape = (n, x2d.shape[1])
+        ctx.width = x2d.shape[1]
         ctx.has_bias = bias is not None
         return y
 
@@ -144,7 +176,7 @@ class _SpikeLinear(torch.autograd.Function):
         ctx: Any, g: Tensor
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         x2d, weight, ptr, idx = ctx.saved_tensors
-        n, width = ctx.shape
+        width = ctx.width
         g = g.to(weight.dtype).contiguous()
         if torch.is_grad_enabled():
             # create_graph=True: x2d is the input rebuilt and connected to its producer; the
@@ -159,20 +191,7 @@ class _SpikeLinear(torch.autograd.Function):
         g_x = g @ weight if ctx.needs_input_grad[0] else None
         g_w = None
         if ctx.needs_input_grad[1]:
-            lib = LIBRARY.get()
-            assert lib is not None
-            g_wt = torch.empty(width, weight.shape[0], dtype=weight.dtype)
-            getattr(lib, f"sl_wgrad_{_DTYPES[weight.dtype]}")(
-                ptr.data_ptr(),
-                idx.data_ptr(),
-                g.data_ptr(),
-                g_wt.data_ptr(),
-                n,
-                width,
-                weight.shape[0],
-                torch.get_num_threads(),
-            )
-            g_w = g_wt.t().contiguous()
+            g_w = _event_weight_grad(ptr, idx, g, width)
         g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return g_x, g_w, g_b, None, None
 
@@ -191,22 +210,82 @@ def _eligible(x: Tensor, weight: Tensor) -> bool:
     )
 
 
+def _measure(key: paths.LayerKey) -> Callable[[float | None], float]:
+    """Random inputs of ``key``'s shape; ``run(density)`` times one event-path call on spikes of
+    that density (``None``: one ``F.linear``), with the weight gradient when ``key.train``."""
+    dtype = getattr(torch, key.dtype)
+    rows = min(key.rows, paths.MAX_ROWS)
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(key.out, key.width, generator=gen, dtype=dtype, device="cpu")
+    bias = torch.randn(key.out, generator=gen, dtype=dtype, device="cpu")
+    grad = torch.randn(rows, key.out, generator=gen, dtype=dtype, device="cpu")
+    noise = torch.rand(rows, key.width, generator=gen, device="cpu")
+    spikes = {d: (noise < d).to(dtype) for d in paths.CALIBRATION_DENSITIES}
+    dense_input = spikes[paths.CALIBRATION_DENSITIES[-1]]
+
+    def dense() -> None:
+        F.linear(dense_input, weight, bias)
+        if key.train:
+            grad.t().mm(dense_input)
+
+    def event(x2d: Tensor) -> None:
+        csr = _spike_indices(x2d, 1.0)
+        assert csr is not None
+        _event_forward(*csr, weight, bias)
+        if key.train:
+            _event_weight_grad(*csr, grad, key.width)
+
+    def run(density: float | None) -> float:
+        if density is None:
+            return paths.seconds(dense)
+        return paths.seconds(lambda: event(spikes[density]))
+
+    return run
+
+
+def _event_limit(rows: int, weight: Tensor, train: bool) -> float:
+    """The measured density up to which the event path is faster (:mod:`spike_linear_paths`)."""
+    key = paths.LayerKey.of(rows, weight.shape[1], weight.shape[0], weight.dtype, train)
+    store = None if LIBRARY.path is None else LIBRARY.path.with_suffix(".paths.json")
+    return paths.event_limit(key, _measure, store)
+
+
 def spike_linear(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, *, max_density: float = 0.3
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    *,
+    max_density: float = 0.3,
+    path: str = "auto",
 ) -> Tensor:
     """``F.linear(x, weight, bias)`` for ``x [..., in]``; event-driven when ``x`` is binary.
 
-    See the module docstring for when the event-driven path is taken; the result is the same
-    either way (up to summation order).
+    ``path``: ``"auto"`` takes the event path for binary inputs whose density is at most both
+    ``max_density`` and the limit measured for the layer on this machine
+    (:mod:`spikeforge.core.spike_linear_paths`); ``"event"`` for binary inputs up to
+    ``max_density``; ``"dense"`` never. The module docstring lists the inputs that always take
+    ``F.linear``; the result is the same either way (up to summation order).
     """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     if x.shape[-1:] != weight.shape[1:]:
         raise ValueError(
             f"input of shape {list(x.shape)} does not match a weight of shape {list(weight.shape)}"
         )
-    if not _eligible(x, weight) or (torch.is_grad_enabled() and foreign_saved_tensors_hooks()):
+    if (
+        path == "dense"
+        or not _eligible(x, weight)
+        or (torch.is_grad_enabled() and foreign_saved_tensors_hooks())
+    ):
         return F.linear(x, weight, bias)
     x2d = x.detach().reshape(-1, x.shape[-1]).contiguous()
-    csr = _spike_indices(x2d, max_density)
+    limit = max_density
+    if path == "auto":
+        train = torch.is_grad_enabled() and weight.requires_grad
+        limit = min(limit, _event_limit(x2d.shape[0], weight, train))
+        if limit <= 0.0:  # the dense kernel is faster at any density: not even a scan
+            return F.linear(x, weight, bias)
+    csr = _spike_indices(x2d, limit)
     if csr is None:
         return F.linear(x, weight, bias)
     ptr, idx = csr
@@ -227,7 +306,9 @@ class SpikeLinear(nn.Linear):
 
     Same parameters, initialisation and results as ``nn.Linear`` (``state_dict``-compatible);
     binary inputs are computed by accumulating the weights of the inputs that spiked (module
-    docstring). ``max_density``: above this fraction of ones the dense kernel is used.
+    docstring). ``max_density``: above this fraction of ones the dense kernel is used;
+    ``path``: ``"auto"`` (default: the event path only where it was measured faster for the
+    layer's shape on this machine), ``"event"`` or ``"dense"`` (see :func:`spike_linear`).
     """
 
     def __init__(
@@ -237,17 +318,21 @@ class SpikeLinear(nn.Linear):
         bias: bool = True,
         *,
         max_density: float = 0.3,
+        path: str = "auto",
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         if not 0.0 <= max_density <= 1.0:
             raise ValueError(f"max_density must be in [0, 1], got {max_density}")
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.max_density = float(max_density)
+        self.path = path
 
     def forward(self, x: Tensor) -> Tensor:
         """``[..., in_features]`` -> ``[..., out_features]``."""
-        return spike_linear(x, self.weight, self.bias, max_density=self.max_density)
+        return spike_linear(x, self.weight, self.bias, max_density=self.max_density, path=self.path)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", max_density={self.max_density}"
+        return super().extra_repr() + f", max_density={self.max_density}, path={self.path!r}"
