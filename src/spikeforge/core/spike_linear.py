@@ -19,11 +19,12 @@ The result equals ``F.linear`` up to summation order (float rounding; the tests 
 values (found by the same scan), activity above ``max_density`` (default 0.3) or above the
 density up to which the event path was **measured** faster than the dense one for the layer's
 shape, dtype and thread count on this machine (``path="auto"``, the default; measured once per
-shape and cached: :mod:`spikeforge.core.spike_linear_paths`), fewer than 256 (float32) / 128 (float64) output features (a narrow layer
-is cheap for BLAS and leaves the kernel's registers idle), CUDA or other devices, dtypes other
-than float32 / float64, ``torch.compile`` tracing, saved-tensor hooks active while gradients are
-on (a user's ``saved_tensors_hooks``, ``torch.utils.checkpoint``: they see what ``F.linear``
-saves), or when the kernels are unavailable.
+shape and cached: :mod:`spikeforge.core.spike_linear_paths`), fewer than 256 (float32) / 128
+(float64) output features (a narrow layer is cheap for BLAS and leaves the kernel's registers
+idle), CUDA or other devices, dtypes other than float32 / float64, ``torch.compile`` tracing,
+saved-tensor hooks active while gradients are on (a user's ``saved_tensors_hooks``,
+``torch.utils.checkpoint``: they see what ``F.linear`` saves), or when the kernels are
+unavailable.
 
 :class:`SpikeLinear` is called like any module, so its hooks, parametrizations and pruning work
 as on ``nn.Linear``. **Double backward** (``create_graph=True``) is exact: the input is saved as a
