@@ -46,8 +46,12 @@ the same from run to run (with heap reuse it moved by up to 90 MiB).
 tensors come from the heap instead of fresh ``mmap`` pages that fault in on every call),
 identically for every contender; ``--default-malloc`` turns both settings off.
 
+**Matrix** (``--matrix``, issue 10): every surrogate, linear or LIF readout, T, batch, input
+spike density and thread count in a pairwise covering design, for the MLP (training and
+inference) and a conv network with BatchNorm; see ``neuron_matrix.py``.
+
 Run: ``python benchmarks/neurons.py [--repeats 20] [--threads 2] [--workloads W1,W2,W3]
-[--contenders ...] [--json out.json]``.
+[--contenders ...] [--json out.json]``; ``python benchmarks/neurons.py --matrix --json m.json``.
 """
 
 from __future__ import annotations
@@ -75,19 +79,49 @@ from spikeforge.core.spike_linear import SpikeLinear
 from spikeforge.io import code_version, write_json
 from ttfs_inference import cpu_info, load_average  # beside this script
 
-TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
-#: workload -> (T, batch, input shape per sample, train)
-WORKLOADS: dict[str, tuple[int, int, tuple[int, ...], bool]] = {
-    "W1": (16, 128, (784,), True),
-    "W2": (8, 64, (1, 28, 28), True),
-    "W3": (16, 256, (784,), False),
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark setting. ``arch``: ``"mlp"`` (784-512-512-10), ``"conv"`` (W2's network)
+    or ``"conv-bn"`` (the same with BatchNorm after each convolution); ``readout``: ``"linear"``
+    (the last layer's currents) or ``"lif"`` (a LIF layer on the output too); ``density``:
+    ``None`` for analog inputs uniform in [0, 1) (W1-W3), else Bernoulli spikes with that
+    probability (so the first layer is fed by spikes too)."""
+
+    arch: str
+    steps: int
+    batch: int
+    train: bool
+    surrogate: str = "atan"
+    readout: str = "linear"
+    density: float | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (784,) if self.arch == "mlp" else (1, 28, 28)
+
+    def label(self) -> str:
+        mode = "train" if self.train else "infer"
+        inp = "analog" if self.density is None else f"p={self.density:g}"
+        return (
+            f"{self.arch} {mode} T={self.steps} B={self.batch} {inp} {self.surrogate} "
+            f"{self.readout}"
+        )
+
+
+#: the named workloads of issue 4
+NAMED: dict[str, Workload] = {
+    "W1": Workload("mlp", 16, 128, True),
+    "W2": Workload("conv", 8, 64, True),
+    "W3": Workload("mlp", 16, 256, False),
 }
+TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
 BASELINE = "relu-T"
 #: gain on the default initialisation of the layers feeding neurons (see :func:`_layers`)
 GAIN = 6.0
 
 #: A contender: ``factory(workload) -> step``; ``step()`` runs one forward (+ backward).
-Factory = Callable[[str], Callable[[], object]]
+Factory = Callable[[Workload], Callable[[], object]]
 CONTENDERS: dict[str, Factory] = {}
 
 
@@ -108,11 +142,16 @@ def _mlp(act: Callable[[], nn.Module]) -> list[nn.Module]:
     return [nn.Linear(784, 512), act(), nn.Linear(512, 512), act(), nn.Linear(512, 10)]
 
 
-def _conv(act: Callable[[], nn.Module]) -> list[nn.Module]:
+def _conv(act: Callable[[], nn.Module], batch_norm: bool = False) -> list[nn.Module]:
+    def norm(channels: int) -> list[nn.Module]:
+        return [nn.BatchNorm2d(channels)] if batch_norm else []
+
     return [
         nn.Conv2d(1, 32, 3, padding=1),
+        *norm(32),
         act(),
         nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        *norm(64),
         act(),
         nn.Flatten(),
         nn.Linear(64 * 14 * 14, 10),
@@ -125,22 +164,31 @@ def _scale_(layer: nn.Module, factor: float) -> None:
         layer.bias.mul_(factor)  # type: ignore[operator]
 
 
-def _layers(workload: str) -> list[nn.Module]:
+def _layers(workload: Workload) -> list[nn.Module]:
     """The workload's layers with ``nn.ReLU`` marking the neurons; the same weights every call.
 
     The layers feeding a neuron have their default initialisation multiplied by :data:`GAIN`, so
     that each LIF layer fires on 9-20 % of its neurons per step (as trained networks do; with
-    torch's default initialisation the second LIF layer would be silent).
+    torch's default initialisation the second LIF layer would be silent). A BatchNorm between
+    them normalises that gain away; it starts with the weight :data:`GAIN` instead.
     """
     torch.manual_seed(0)
-    layers = _conv(nn.ReLU) if workload == "W2" else _mlp(nn.ReLU)
+    if workload.arch == "mlp":
+        layers = _mlp(nn.ReLU)
+    else:
+        layers = _conv(nn.ReLU, batch_norm=workload.arch == "conv-bn")
+    if workload.readout == "lif":
+        layers.append(nn.ReLU())
     for layer, following in itertools.pairwise(layers):
         if isinstance(following, nn.ReLU):
-            _scale_(layer, GAIN)
+            if isinstance(layer, nn.BatchNorm2d):
+                nn.init.constant_(layer.weight, GAIN)
+            else:
+                _scale_(layer, GAIN)
     return layers
 
 
-def relu_net(workload: str) -> nn.Module:
+def relu_net(workload: Workload) -> nn.Module:
     """The ReLU network of a workload, on ``[N, ...]`` samples."""
     return nn.Sequential(*_layers(workload))
 
@@ -155,30 +203,35 @@ def _event_driven(layer: nn.Module) -> nn.Module:
 
 
 def snn(
-    workload: str,
-    neuron: Callable[[], nn.Module],
+    workload: Workload,
+    neuron: Callable[[str], nn.Module],
     input_scale: float = 1.0,
     event_driven: bool = False,
 ) -> nn.Sequential:
     """The spiking network on ``[T, B, ...]``: stateless runs of layers between neurons.
 
-    ``neuron()`` builds one multi-step neuron layer ``[T, B, ...] -> [T, B, ...]``. The weights
+    ``neuron(surrogate)`` builds one multi-step neuron layer ``[T, B, ...] -> [T, B, ...]``
+    (``surrogate``: spikeforge's name of the workload's surrogate gradient). The weights
     and bias of the layer feeding each neuron are multiplied by ``input_scale`` (exact for a
     power of two): snnTorch's ``Leaky`` has no ``1/tau`` input scaling, so it gets it folded into
     the weights and computes the same neuron. ``event_driven``: the linear layers fed by spikes
-    are :class:`spikeforge.core.SpikeLinear` (same parameters).
+    are :class:`spikeforge.core.SpikeLinear` (same parameters; the first layer too when the
+    input is spikes).
     """
     out: list[nn.Module] = []
     run: list[nn.Module] = []
+    spikes_in = workload.density is not None
     for layer in _layers(workload):
         if isinstance(layer, nn.ReLU):
             if input_scale != 1.0:
                 _scale_(run[-1], input_scale)
-            out += [MultiStep(*run), neuron()]
+            out += [MultiStep(*run), neuron(workload.surrogate)]
             run = []
         else:
-            run.append(_event_driven(layer) if event_driven and out else layer)
-    out.append(MultiStep(*run))
+            fed_by_spikes = bool(out) or spikes_in
+            run.append(_event_driven(layer) if event_driven and fed_by_spikes else layer)
+    if run:
+        out.append(MultiStep(*run))
     return nn.Sequential(*out)
 
 
@@ -201,17 +254,19 @@ def _step(net: nn.Module, x: Tensor, train: bool) -> Callable[[], object]:
     return train_step
 
 
-def _input(workload: str, samples: tuple[int, ...]) -> Tensor:
+def _input(workload: Workload, samples: tuple[int, ...]) -> Tensor:
     g = torch.Generator().manual_seed(0)
-    return torch.rand(*samples, *WORKLOADS[workload][2], generator=g)
+    x = torch.rand(*samples, *workload.sample_shape, generator=g)
+    return x if workload.density is None else (x < workload.density).float()
 
 
 # Every spiking contender computes the same LIF neuron (spec §2.2, SpikingJelly's form):
 # H[t] = V[t-1] + (X[t] - V[t-1]) / tau, tau = 2, spike S[t] = H[t] >= 1 (snnTorch and Norse
 # compare with >; ties have probability ~0 with these inputs, and the spike check counts them),
-# hard reset to zero V[t] = H[t] (1 - S[t]), V[0] = 0, no detach of the reset, an ATan-type
-# surrogate. The reset is the hard one because snnTorch's subtractive reset is a different neuron
-# when the potential stays above threshold after a reset (it subtracts before comparing).
+# hard reset to zero V[t] = H[t] (1 - S[t]), V[0] = 0, no detach of the reset, the workload's
+# surrogate gradient (each peer's closest one: :data:`PEER_SURROGATES`). The reset is the hard
+# one because snnTorch's subtractive reset is a different neuron when the potential stays above
+# threshold after a reset (it subtracts before comparing).
 TAU, THRESHOLD = 2.0, 1.0
 
 
@@ -220,13 +275,16 @@ class Spiking:
     """A spiking contender: its neuron layer, the input scale folded into the weights feeding it
     (see :func:`snn`) and whether its linear layers fed by spikes are :class:`SpikeLinear`."""
 
-    neuron: Callable[[], nn.Module]
+    neuron: Callable[[str], nn.Module]
     input_scale: float = 1.0
     event_driven: bool = False
 
 
-def _sf_neuron(backend: str) -> Callable[[], nn.Module]:
-    return lambda: LIF(tau=TAU, threshold=THRESHOLD, reset="zero", backend=backend)  # type: ignore[arg-type]
+def _sf_neuron(backend: str) -> Callable[[str], nn.Module]:
+    def build(surrogate: str) -> nn.Module:
+        return LIF(tau=TAU, threshold=THRESHOLD, reset="zero", surrogate=surrogate, backend=backend)  # type: ignore[arg-type]
+
+    return build
 
 
 #: every spiking contender (the peers are added below)
@@ -238,15 +296,13 @@ SPIKING: dict[str, Spiking] = {
 
 
 @register("relu-T")
-def _relu_t(workload: str) -> Callable[[], object]:
-    t, b, _, train = WORKLOADS[workload]
-    return _step(relu_net(workload).train(train), _input(workload, (t * b,)), train)
+def _relu_t(w: Workload) -> Callable[[], object]:
+    return _step(relu_net(w).train(w.train), _input(w, (w.steps * w.batch,)), w.train)
 
 
 @register("relu-1")
-def _relu_1(workload: str) -> Callable[[], object]:
-    _, b, _, train = WORKLOADS[workload]
-    return _step(relu_net(workload).train(train), _input(workload, (b,)), train)
+def _relu_1(w: Workload) -> Callable[[], object]:
+    return _step(relu_net(w).train(w.train), _input(w, (w.batch,)), w.train)
 
 
 # --- peers (optional: ``make bench-peers`` installs them) ------------------------------------
@@ -254,16 +310,35 @@ def _relu_1(workload: str) -> Callable[[], object]:
 # above), the peer's own multi-step neuron in between, fresh state on every forward.
 
 
+#: spikeforge surrogate -> each peer's closest surrogate (its name in the peer's API); where a
+#: peer has none of the family, its default (marked in the report by the name)
+PEER_SURROGATES: dict[str, dict[str, str]] = {
+    "spikingjelly": {
+        "atan": "ATan", "sigmoid": "Sigmoid", "fast_sigmoid": "SuperSpike",
+        "triangle": "PiecewiseQuadratic", "rectangle": "Rect",
+    },
+    "snntorch": {
+        "atan": "atan", "sigmoid": "sigmoid", "fast_sigmoid": "fast_sigmoid",
+        "triangle": "triangular", "rectangle": "atan",
+    },
+    "norse": {  # "tanh": a scaled logistic derivative; Norse has no atan or rectangle
+        "atan": "super", "sigmoid": "tanh", "fast_sigmoid": "super", "triangle": "triangle",
+        "rectangle": "super",
+    },
+}  # fmt: skip
+
+
 class _SpikingJellyLIF(nn.Module):
     """SpikingJelly ``LIFNode`` in multi-step mode (its CPU kernel), reset before each call."""
 
-    def __init__(self) -> None:
+    def __init__(self, surrogate_name: str) -> None:
         super().__init__()
         from spikingjelly.activation_based import neuron, surrogate
 
+        function = getattr(surrogate, PEER_SURROGATES["spikingjelly"][surrogate_name])()
         self.node = neuron.LIFNode(
             tau=TAU, decay_input=True, v_threshold=THRESHOLD, v_reset=0.0,
-            surrogate_function=surrogate.ATan(), detach_reset=False, step_mode="m",
+            surrogate_function=function, detach_reset=False, step_mode="m",
         )  # fmt: skip
 
     def forward(self, x_seq: Tensor) -> Tensor:
@@ -276,14 +351,15 @@ class _SnnTorchLIF(nn.Module):
     ``reset_delay=False`` so the reset acts at once, as above), stepped over ``unbind(0)``
     with the membrane passed explicitly (no hidden state kept between calls)."""
 
-    def __init__(self) -> None:
+    def __init__(self, surrogate_name: str) -> None:
         super().__init__()
         import snntorch
         from snntorch import surrogate
 
+        spike_grad = getattr(surrogate, PEER_SURROGATES["snntorch"][surrogate_name])()
         self.lif = snntorch.Leaky(
             beta=1.0 - 1.0 / TAU, threshold=THRESHOLD, reset_mechanism="zero",
-            reset_delay=False, spike_grad=surrogate.atan(),
+            reset_delay=False, spike_grad=spike_grad,
         )  # fmt: skip
 
     def forward(self, x_seq: Tensor) -> Tensor:
@@ -299,14 +375,14 @@ class _NorseLIF(nn.Module):
     """Norse ``LIFBoxCell`` (the current-free LIF: dv = dt/tau (v_leak - v + i), dt = 1) with
     reset to ``v_reset = 0``, stepped over ``unbind(0)`` from a fresh state (as ``norse.SNN``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, surrogate_name: str) -> None:
         super().__init__()
         from norse.torch import LIFBoxCell, LIFBoxParameters
 
         p = LIFBoxParameters(
             tau_mem_inv=torch.tensor(1.0 / TAU), v_leak=torch.tensor(0.0),
-            v_th=torch.tensor(THRESHOLD), v_reset=torch.tensor(0.0), method="super",
-            alpha=torch.tensor(100.0),
+            v_th=torch.tensor(THRESHOLD), v_reset=torch.tensor(0.0),
+            method=PEER_SURROGATES["norse"][surrogate_name], alpha=torch.tensor(100.0),
         )  # fmt: skip
         self.cell = LIFBoxCell(p, dt=1.0)
 
@@ -338,22 +414,21 @@ def peer_version(name: str) -> str | None:
         return None
 
 
-def _snn_step(workload: str, contender: Spiking) -> Callable[[], object]:
-    t, b, _, train = WORKLOADS[workload]
-    net = snn(workload, contender.neuron, contender.input_scale, contender.event_driven)
-    return _step(net.train(train), _input(workload, (t, b)), train)
+def _snn_step(w: Workload, contender: Spiking) -> Callable[[], object]:
+    net = snn(w, contender.neuron, contender.input_scale, contender.event_driven)
+    return _step(net.train(w.train), _input(w, (w.steps, w.batch)), w.train)
 
 
 for _name, _contender in SPIKING.items():
     register(_name)(lambda workload, c=_contender: _snn_step(workload, c))
 
 
-def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
+def spike_check(workload: Workload, names: list[str]) -> dict[str, dict[str, int]]:
     """Runs every spiking contender forward on the same input and weights (as timed: training
     mode with autograd recording for W1 / W2) and counts the spikes of each neuron layer that
     differ from ``sf-reference`` (``{name: {"spikes", "differ"}}``)."""
-    t, b, _, train = WORKLOADS[workload]
-    x = _input(workload, (t, b))
+    train = workload.train
+    x = _input(workload, (workload.steps, workload.batch))
     ref_name = "sf-reference"
     record: dict[str, list[Tensor]] = {}
     for name in [ref_name, *[n for n in names if n in SPIKING and n != ref_name]]:
@@ -379,7 +454,7 @@ def spike_check(workload: str, names: list[str]) -> dict[str, dict[str, int]]:
 # --- measurement -----------------------------------------------------------------------------
 
 
-def time_workload(workload: str, names: list[str], repeats: int) -> dict[str, list[float]]:
+def time_workload(workload: Workload, names: list[str], repeats: int) -> dict[str, list[float]]:
     """Interleaved wall times (ms) of every contender, after one warm-up call each."""
     torch.manual_seed(0)
     steps = {name: CONTENDERS[name](workload) for name in names}
@@ -428,7 +503,7 @@ def memory_child(workload: str, name: str, threads: int | None, malloc: bool) ->
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    step = CONTENDERS[name](workload)
+    step = CONTENDERS[name](NAMED[workload])
     first = _peak_growth_kib(step)
     return {"peak_growth_kib": first, "second_kib": _peak_growth_kib(step)}
 
@@ -452,10 +527,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--default-malloc", action="store_true", help="skip the mallopt settings")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run the settings matrix (neuron_matrix.py) instead of W1-W3; resumes --json",
+    )
+    p.add_argument("--cell-budget", type=float, default=15.0, help="matrix: seconds per cell")
+    p.add_argument("--max-cells", type=int, default=None, help="matrix: only the first N cells")
     p.add_argument("--memory-child", nargs=2, metavar=("WORKLOAD", "NAME"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
+    unknown = [w for w in args.workloads.split(",") if w and w not in NAMED]
+    if unknown:
+        p.error(f"unknown workloads {unknown}; known: {list(NAMED)}")
     return args
 
 
@@ -493,15 +578,27 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "peers": found,
+        "peer_surrogates": {n: PEER_SURROGATES[n] for n in found},
     }
+    if args.matrix:
+        from neuron_matrix import run_matrix  # beside this script
+
+        run_matrix(
+            names, report, args.json, budget_s=args.cell_budget, max_repeats=args.repeats,
+            limit=args.max_cells,
+        )  # fmt: skip
+        return 0
     for workload in [w for w in args.workloads.split(",") if w]:
-        spikes = spike_check(workload, names)
-        times = time_workload(workload, names, args.repeats)
+        spikes = spike_check(NAMED[workload], names)
+        times = time_workload(NAMED[workload], names, args.repeats)
         med = {n: statistics.median(v) for n, v in times.items()}
         mem = {} if args.no_memory else {n: measure_memory(workload, n, args) for n in names}
-        t, b, shape, train = WORKLOADS[workload]
-        mode = "fwd+bwd" if train else "inference"
-        print(f"\n{workload}: T={t} B={b} input {list(shape)} {mode}, target {TARGETS[workload]}x")
+        w = NAMED[workload]
+        mode = "fwd+bwd" if w.train else "inference"
+        print(
+            f"\n{workload}: T={w.steps} B={w.batch} input {list(w.sample_shape)} {mode}, "
+            f"target {TARGETS[workload]}x"
+        )
         for n in names:
             ratio = med[n] / med[BASELINE] if BASELINE in med else float("nan")
             spread = max(times[n]) / min(times[n])

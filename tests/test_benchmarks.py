@@ -25,7 +25,7 @@ def neurons():
 def test_every_installed_contender_fires_the_same_spikes(neurons) -> None:
     names = ["sf-fused", "sf-fused-dense"] + [p for p in neurons.PEERS if neurons.peer_version(p)]
     for workload in ("W1", "W2"):
-        result = neurons.spike_check(workload, names)
+        result = neurons.spike_check(neurons.NAMED[workload], names)
         assert set(result) == {"sf-reference", *names}
         assert result["sf-reference"]["spikes"] > 10_000  # the gain makes both layers fire
         for name, counts in result.items():
@@ -42,6 +42,34 @@ def test_report_and_memory_child(neurons, tmp_path: Path, capsys) -> None:
     assert set(report["W2"]["median_ms"]) == {"sf-fused", "relu-T"}
     for name in ("sf-fused", "relu-T"):
         assert report["W2"]["memory_kib"][name]["peak_growth_kib"] > 10_000
+
+
+def test_matrix_covers_every_pair_and_resumes(neurons, tmp_path: Path) -> None:
+    import itertools
+
+    import neuron_matrix
+
+    factors = neuron_matrix.FACTORS
+    rows = neuron_matrix.covering_array(factors)
+    assert len(rows) < 40  # far fewer than the 540 of the full product
+    for a, b in itertools.combinations(factors, 2):
+        assert {(r[a], r[b]) for r in rows} == set(itertools.product(factors[a], factors[b]))
+    cells = neuron_matrix.cells()
+    assert {(w.arch, w.train) for w, _ in cells} == set(neuron_matrix.NETWORKS)
+
+    out = tmp_path / "matrix.json"
+    argv = ["--matrix", "--max-cells", "1", "--repeats", "3", "--cell-budget", "0.1"]
+    argv += ["--contenders", "relu-T,sf-fused,sf-fused-dense,sf-reference", "--json", str(out)]
+    assert neurons.main(argv) == 0
+    report = json.loads(out.read_text())
+    (cell,) = report["cells"]
+    assert cell["repeats"] == 3 and cell["ratio_to_bound"]["relu-T"] == 1.0
+    assert all(c["differ"] == 0 for c in cell["spikes"].values())
+    assert report["summary"]["train"]["ratio_to_bound"]["sf-fused"]["cells"] == 1
+    cell["median_ms"]["relu-T"] = -1.0  # a resumed run keeps the cells it finds
+    out.write_text(json.dumps(report))
+    assert neurons.main(argv) == 0
+    assert json.loads(out.read_text())["cells"][0]["median_ms"]["relu-T"] == -1.0
 
 
 @pytest.mark.parametrize(

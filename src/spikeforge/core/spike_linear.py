@@ -212,8 +212,9 @@ def _eligible(x: Tensor, weight: Tensor) -> bool:
 
 
 def _measure(key: paths.LayerKey) -> Callable[[float | None], float]:
-    """Random inputs of ``key``'s shape; ``run(density)`` times one event-path call on spikes of
-    that density (``None``: one ``F.linear``), with the weight gradient when ``key.train``."""
+    """Random inputs of ``key``'s shape; ``run(density)`` times one call of :func:`spike_linear`
+    on the event path on spikes of that density (``None``: one ``F.linear``), autograd included:
+    in training the forward and the backward to the weight and the bias (what a layer costs)."""
     dtype = getattr(torch, key.dtype)
     rows = min(key.rows, paths.MAX_ROWS)
     gen = torch.Generator().manual_seed(0)
@@ -222,24 +223,23 @@ def _measure(key: paths.LayerKey) -> Callable[[float | None], float]:
     grad = torch.randn(rows, key.out, generator=gen, dtype=dtype, device="cpu")
     noise = torch.rand(rows, key.width, generator=gen, device="cpu")
     spikes = {d: (noise < d).to(dtype) for d in paths.CALIBRATION_DENSITIES}
-    dense_input = spikes[paths.CALIBRATION_DENSITIES[-1]]
+    weight.requires_grad_(key.train)
+    bias.requires_grad_(key.train)
 
-    def dense() -> None:
-        F.linear(dense_input, weight, bias)
-        if key.train:
-            grad.t().mm(dense_input)
-
-    def event(x2d: Tensor) -> None:
-        csr = _spike_indices(x2d, 1.0)
-        assert csr is not None
-        _event_forward(*csr, weight, bias)
-        if key.train:
-            _event_weight_grad(*csr, grad, key.width)
+    def step(x2d: Tensor, event: bool) -> None:
+        with torch.set_grad_enabled(key.train):
+            if event:
+                y = spike_linear(x2d, weight, bias, max_density=1.0, path="event")
+            else:
+                y = F.linear(x2d, weight, bias)
+            if key.train:
+                weight.grad = bias.grad = None
+                y.backward(grad)
 
     def run(density: float | None) -> float:
         if density is None:
-            return paths.seconds(dense)
-        return paths.seconds(lambda: event(spikes[density]))
+            return paths.seconds(lambda: step(spikes[paths.CALIBRATION_DENSITIES[-1]], False))
+        return paths.seconds(lambda: step(spikes[density], True))
 
     return run
 

@@ -10,8 +10,10 @@ measured, not guessed:
 * for a layer key (rows rounded up to a power of two, ``I``, ``O``, dtype, threads, training or
   inference) both paths are timed once on random spikes at two densities
   (:data:`CALIBRATION_DENSITIES`), the median of :data:`ROUNDS` interleaved rounds, on at most
-  :data:`MAX_ROWS` rows (both costs are linear in the rows). Training times the forward and the
-  weight gradient (the input gradient and the bias gradient are the same dense ops on both paths);
+  :data:`MAX_ROWS` rows (both costs are linear in the rows). What is timed is the layer's call
+  as autograd runs it (the Python and autograd overheads count at small sizes): in training the
+  forward and the backward to the weight and the bias (the input gradient is the same dense op
+  on both paths);
 * the event cost is linear in the density (scan + one accumulation per spike), so the two points
   give the density :attr:`PathTimings.event_limit` up to which the event path is predicted to take
   at most :data:`SAFETY` of the dense time. A call takes the event path only below it;
@@ -41,6 +43,7 @@ from spikeforge.io import write_json
 __all__ = [
     "CALIBRATION_DENSITIES",
     "MAX_ROWS",
+    "MIN_SECONDS",
     "ROUNDS",
     "SAFETY",
     "LayerKey",
@@ -59,7 +62,9 @@ SAFETY = 0.95
 MAX_ROWS = 4096
 #: interleaved timing rounds per path (median)
 ROUNDS = 5
-_FORMAT = 1
+#: a timed call shorter than this is repeated within its round
+MIN_SECONDS = 2e-3
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -153,15 +158,15 @@ def _store(path: Path, key: LayerKey, timings: PathTimings) -> None:
 
 
 def measure_timings(key: LayerKey, measure: Measure) -> PathTimings:
-    """Times the dense path and the event path at both calibration densities, interleaved."""
+    """Times the dense path and the event path at both calibration densities, interleaved; a
+    call shorter than :data:`MIN_SECONDS` is repeated to last that long (per-call time kept)."""
     lo, hi = CALIBRATION_DENSITIES
     run = measure(key)
     runs: dict[float | None, list[float]] = {None: [], lo: [], hi: []}
-    for density in runs:  # warm-up
-        run(density)
+    loops = {density: max(1, min(100, math.ceil(MIN_SECONDS / run(density)))) for density in runs}
     for _ in range(ROUNDS):
         for density, times in runs.items():
-            times.append(run(density))
+            times.append(sum(run(density) for _ in range(loops[density])) / loops[density])
     med = {d: statistics.median(t) for d, t in runs.items()}
     return PathTimings(dense=med[None], event_low=med[lo], event_high=med[hi])
 
@@ -173,8 +178,7 @@ def event_limit(key: LayerKey, measure: Measure, store: Path | None) -> float:
         if store is not None:
             _load(store)
         if key not in _limits:
-            with torch.no_grad():
-                timings = measure_timings(key, measure)
+            timings = measure_timings(key, measure)
             _limits[key] = timings.event_limit
             if store is not None:
                 _store(store, key, timings)
