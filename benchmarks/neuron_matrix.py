@@ -99,6 +99,7 @@ def run_cell(
     import neurons  # beside this script
 
     torch.set_num_threads(threads)
+    load_before = neurons.load_average()
     spikes = neurons.spike_check(workload, names)
     torch.manual_seed(0)
     steps = {name: neurons.CONTENDERS[name](workload) for name in names}
@@ -115,6 +116,7 @@ def run_cell(
         "median_ms": med,
         "ratio_to_bound": {n: med[n] / med[BOUND] for n in names},
         "spikes": spikes,
+        "load": [load_before, neurons.load_average()],
     }
     if peers:
         fastest = min(peers, key=med.__getitem__)
