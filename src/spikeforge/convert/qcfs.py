@@ -90,7 +90,7 @@ class QCFS(nn.Module):
         return qcfs(z, self.lam, self.levels)
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, lam={float(self.lam):.4g}"
+        return f"levels={self.levels}, lam={self.lam.item():.4g}"
 
 
 class QCFSTracer(torch.fx.Tracer):
