@@ -147,7 +147,8 @@ def test_missing_spikingjelly_falls_back_to_max_norm(line, mnist_tiny, tmp_path,
 
     monkeypatch.setattr(conversion_runs, "import_spikingjelly", unavailable)
     results = run_conversion(mnist_tiny, copy, _settings(), progress=False, echo=lambda s: None)
-    assert results["spikingjelly"] == {"used": False, "error": "SpikingJelly is not installed (test)"}
+    error = "SpikingJelly is not installed (test)"
+    assert results["spikingjelly"] == {"used": False, "error": error}
     assert set(results["curves"]) == {"if-L4", "if-L8", "maxnorm-if"}
     assert len(results["curves"]["maxnorm-if"]["thresholds"]) == 5
     assert "not installed" in format_tables(results)
