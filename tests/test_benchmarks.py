@@ -101,3 +101,31 @@ def test_ttfs_benchmark_writes_its_json(script: str, argv: list[str], tmp_path: 
         ("fc2", "float32", 1)
     ]
     assert report["worst_ratio"]["overall"]["ratio"] > 0
+
+
+def test_conversion_benchmark_writes_its_json(tmp_path: Path) -> None:
+    from spikeforge.data import resolve_data_dir
+    from spikeforge.io import code_version
+
+    try:
+        resolve_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    sys.path.insert(0, str(BENCH))
+    try:
+        bench = importlib.import_module("conversion")
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "bench.json"
+    argv = ["--train-steps", "5", "--samples", "40", "--batch-size", "20", "--repeats", "1"]
+    argv += ["--max-steps", "3", "--simulate-samples", "4", "--width", "4", "--threads", "1"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["code_version"] == code_version() and report["cpu"] and report["threads"] == [1]
+    assert (
+        report["pascal_agreement"] == 1.0 and report["pascal_accuracy"] == report["qcfs_accuracy"]
+    )
+    assert 1 <= report["if_steps"] <= 3 and len(report["if_accuracy"]) == 3
+    (row,) = report["timing"]
+    assert set(row["ms_per_image"]) == {"qcfs-ann", "pascal", "if-snn"}
+    assert row["ratio"]["if-snn/pascal"] > 0
