@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from spikeforge.convert import QCFS, UnsupportedLayerError, to_if, to_pascal, to_qcfs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class ParameterInForward(nn.Module):
     def __init__(self) -> None:

@@ -20,6 +20,8 @@ from spikeforge.convert import (
 )
 from spikeforge.convert.levels import al_metric_from_counts, histogram, r_from_fan_in, t_eff_layer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 Factory = Callable[..., tuple[nn.Module, Tensor]]
 
 

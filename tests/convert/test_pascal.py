@@ -182,3 +182,28 @@ def test_double_and_float_conversions_of_the_module(network: Factory) -> None:
     with torch.no_grad():
         assert snn(x.float()).dtype == torch.float32
         assert torch.equal(snn(x.float()).argmax(-1), qnet(x).argmax(-1))
+
+
+def test_a_module_called_twice_is_counted_per_call() -> None:
+    """A QCFS module and a Linear used twice: two neuron layers and two synaptic layers, named
+    ``path`` and ``path#2``; still exact."""
+    from spikeforge.convert import QCFS
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.act = QCFS(3, init_lambda=1.0)
+            self.out = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.out(self.act(self.fc(self.act(self.fc(x)))))
+
+    qnet = Twice().double()
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    snn = to_pascal(qnet)
+    assert snn.step_counts == {"act": 3, "act#2": 3}
+    with torch.no_grad():
+        out = snn.simulate(x, return_stats=True)
+        assert (out.logits - qnet(x)).abs().max() <= 1e-9
+    assert set(out.synops) == {"fc#2", "out"} and set(out.macs) == {"fc"}

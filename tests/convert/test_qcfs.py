@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from spikeforge.convert import QCFS, qcfs, qcfs_sites, set_levels, to_qcfs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _definition(z: Tensor, lam: float, levels: int) -> Tensor:
     """Spec §1.1: lambda / L * clip(floor(z L / lambda + 1/2), 0, L)."""

@@ -410,6 +410,7 @@ def trace_network(model: nn.Module) -> Graph:
         ) from exc
     nodes: list[Node] = []
     index_of: dict[torch.fx.Node, int] = {}
+    calls: dict[str, int] = {}
     output = -1
     for fx_node in fx_graph.nodes:
         index = len(nodes)
@@ -440,6 +441,9 @@ def trace_network(model: nn.Module) -> Graph:
                 node = _module_node(index, path, module)
             else:
                 node = _function_node(index, fx_node, is_stream, not all(is_stream))
+            calls[node.path] = calls.get(node.path, 0) + 1
+            if calls[node.path] > 1:  # a module called again: its own name for statistics
+                node.path = f"{node.path}#{calls[node.path]}"
             node.streams = tuple(n.index for n, s in zip(inputs, is_stream, strict=True) if s)
             node.args = map_aggregate(fx_node.args, lambda a: _ref(a, index_of))
             node.kwargs = map_aggregate(dict(fx_node.kwargs), lambda a: _ref(a, index_of))

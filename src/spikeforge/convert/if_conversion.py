@@ -77,7 +77,6 @@ class IFNetwork(nn.Module):
                 for n in graph.neurons
             }
         )
-        self.paths = {n.key: n.path for n in graph.neurons}
 
     def _run(self, x_seq: Tensor, counter: OperationCounter | None) -> tuple[Tensor, dict]:
         if x_seq.dim() < 2:
