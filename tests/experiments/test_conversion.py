@@ -112,6 +112,17 @@ def test_curves_tables_and_files(line) -> None:
         t = r["steps"]["0pp"]
         assert t is None or 1 <= t <= STEPS
         assert r["steps"]["1pp"] is None or t is None or r["steps"]["1pp"] <= t
+        if t is None:
+            assert r["ratio_t_eff_above"]["0pp"] == pytest.approx(STEPS / r["pascal_t_eff"])
+        else:
+            assert r["ratio_t_eff"]["0pp"] == pytest.approx(t / r["pascal_t_eff"])
+            curve = results["curves"][r["method"]]
+            assert r["spikes_per_neuron"]["0pp"] == curve["spikes_per_neuron"][t - 1]
+    top = results["headline"]
+    assert top["pascal"] == "AL" and top["t_eff"] == results["qcfs"]["AL"]["pascal"]["t_eff"]
+    for group in ("if_snn", "relu_converters"):
+        for entry in top[group].values():
+            assert entry["ratio"] > 0 and (entry["steps"] is None) == entry["above"]
     stored = json.loads((out / "conversion.json").read_text())
     assert stored["qcfs"]["AL"]["levels"] == results["qcfs"]["AL"]["levels"]
     assert (out / "accuracy.png").read_bytes().startswith(b"\x89PNG")

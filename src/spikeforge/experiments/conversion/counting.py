@@ -64,9 +64,13 @@ class SynapticOpCounter:
         x = args[0]
         key = (id(module), tuple(x.shape[1:]))
         if key not in self._maps:
-            self._maps[key] = fanout_map(module, tuple(x.shape[1:])).to(x.device)
+            fan = fanout_map(module, tuple(x.shape[1:]))
+            if float(fan.sum()) >= 2**24:
+                raise ValueError(f"{type(module).__name__}: too many synapses to count exactly")
+            self._maps[key] = fan.to(device=x.device, dtype=torch.float32)
         fan = self._maps[key]
-        counts = ((x != 0).to(torch.float64) * fan).flatten(1).sum(1)  # [N]
+        # float32 is exact here: per-sample sums stay far below 2**24
+        counts = ((x != 0).to(fan.dtype) * fan).flatten(1).sum(1).to(torch.float64)  # [N]
         if self.steps is None:
             self.total += float(counts.sum())
         else:

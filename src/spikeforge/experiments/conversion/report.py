@@ -21,6 +21,7 @@ __all__ = [
     "REPORT_STEPS",
     "TOLERANCES",
     "format_tables",
+    "headline",
     "plot_accuracy",
     "step_comparison",
 ]
@@ -61,36 +62,91 @@ def _num(v: float | None, digits: int = 2) -> str:
 def step_comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
     """For every PASCAL network (``L4``, ``L8``, ``AL``) and every accuracy curve: the first
     ``T`` at which the curve reaches PASCAL's accuracy on the curve images, exactly and within
-    each of :data:`TOLERANCES`, and that ``T`` over PASCAL's ``T_eff`` and over its latency
-    (``None``: not reached within the simulated steps)."""
+    each of :data:`TOLERANCES` (keys ``"0pp"``, ``"0.1pp"``, ...), that ``T`` over PASCAL's
+    ``T_eff`` and over its pipelined latency, and the curve's spikes per neuron and synaptic
+    operations up to that ``T``. Where the curve does not reach the accuracy within its
+    ``T_max`` steps, ``steps`` is ``None`` and ``ratio_t_eff_above`` holds the lower bound
+    ``T_max / T_eff`` (the method needs more than ``T_max`` steps)."""
     rows = []
     for variant, q in results["qcfs"].items():
         pascal = q.get("pascal")
         if not pascal:
             continue
         target = pascal["accuracy_curve_images"]
+        t_eff, latency = pascal["t_eff"], pascal["latency"]["pipelined"]
         for method, curve in results["curves"].items():
+            t_max = len(curve["accuracy"])
             entry: dict[str, Any] = {
                 "pascal": variant,
                 "target_accuracy": target,
-                "pascal_t_eff": pascal["t_eff"],
-                "pascal_latency": pascal["latency"]["pipelined"],
+                "pascal_t_eff": t_eff,
+                "pascal_latency": latency,
                 "method": method,
                 "method_best": max(curve["accuracy"]),
+                "t_max": t_max,
                 "steps": {},
                 "ratio_t_eff": {},
+                "ratio_t_eff_above": {},
                 "ratio_latency": {},
+                "spikes_per_neuron": {},
+                "synaptic_ops": {},
             }
             for tol in TOLERANCES:
                 t = steps_to_reach(curve["accuracy"], target - tol)
                 key = f"{100 * tol:g}pp"
                 entry["steps"][key] = t
-                entry["ratio_t_eff"][key] = None if t is None else t / pascal["t_eff"]
-                entry["ratio_latency"][key] = (
-                    None if t is None else t / pascal["latency"]["pipelined"]
-                )
+                entry["ratio_t_eff"][key] = None if t is None else t / t_eff
+                entry["ratio_t_eff_above"][key] = t_max / t_eff if t is None else None
+                entry["ratio_latency"][key] = None if t is None else t / latency
+                for count in ("spikes_per_neuron", "synaptic_ops"):
+                    values = curve.get(count)
+                    entry[count][key] = values[t - 1] if values and t is not None else None
             rows.append(entry)
     return rows
+
+
+def headline(results: dict[str, Any], variant: str = "AL") -> dict[str, Any] | None:
+    """The step ratio PASCAL ``variant`` saves at equal accuracy: per tolerance, the fewest
+    steps any IF-SNN curve (``if-*``) and any ReLU-based converter curve (SpikingJelly or the
+    max-norm baseline) needs for PASCAL's accuracy, over PASCAL's ``T_eff`` (``above``: not
+    reached within ``T_max``, the ratio is a lower bound)."""
+    rows = [r for r in results.get("steps_table", []) if r["pascal"] == variant]
+    if not rows:
+        return None
+    groups = {
+        "if_snn": [r for r in rows if r["method"].startswith("if-")],
+        "relu_converters": [r for r in rows if not r["method"].startswith("if-")],
+    }
+    out: dict[str, Any] = {
+        "pascal": variant,
+        "accuracy": rows[0]["target_accuracy"],
+        "t_eff": rows[0]["pascal_t_eff"],
+        "latency": rows[0]["pascal_latency"],
+    }
+    for group, members in groups.items():
+        if not members:
+            continue
+        out[group] = {}
+        for key in rows[0]["steps"]:
+            reached = [r for r in members if r["steps"][key] is not None]
+            if reached:
+                best = min(reached, key=lambda r: r["steps"][key])
+                out[group][key] = {
+                    "method": best["method"],
+                    "steps": best["steps"][key],
+                    "ratio": best["ratio_t_eff"][key],
+                    "above": False,
+                }
+            else:
+                t_max = min(r["t_max"] for r in members)
+                out[group][key] = {
+                    "method": None,
+                    "steps": None,
+                    "ratio": t_max / rows[0]["pascal_t_eff"],
+                    "above": True,
+                    "t_max": t_max,
+                }
+    return out
 
 
 def _networks_table(results: dict[str, Any]) -> str:
@@ -157,8 +213,10 @@ def _steps_table(results: dict[str, Any], variant: str) -> str:
             continue
         cells = []
         for key, t in r["steps"].items():
-            ratio = r["ratio_t_eff"][key]
-            cells.append("not reached" if t is None else f"{t} ({ratio:.1f}x)")
+            if t is None:
+                cells.append(f"> {r['t_max']} (> {r['ratio_t_eff_above'][key]:.1f}x)")
+            else:
+                cells.append(f"{t} ({r['ratio_t_eff'][key]:.1f}x)")
         rows.append([CURVE_LABELS.get(r["method"], r["method"]), *cells, _pct(r["method_best"])])
     if not rows:
         return ""
@@ -193,14 +251,7 @@ def format_tables(results: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def plot_accuracy(
-    results: dict[str, Any], path: str | os.PathLike[str], log_x: bool = True
-) -> Path:
-    """Accuracy against time steps on the curve images: every rate-coded curve, the QCFS ANNs
-    (dashed lines), the ReLU ANN (grey dotted), and each PASCAL network at its ``T_eff``
-    (filled marker) and its pipelined latency (hollow marker)."""
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
-    ax = fig.subplots()
+def _draw(ax: Any, results: dict[str, Any], legend: bool) -> None:
     steps = results["settings"]["steps"]
     t = np.arange(1, steps + 1)
     for method, curve in results["curves"].items():
@@ -227,6 +278,7 @@ def plot_accuracy(
         p = q.get("pascal")
         if p:
             y = 100 * p["accuracy_curve_images"]
+            levels = " ".join(str(v) for v in p["levels"])
             ax.plot(
                 [p["t_eff"]],
                 [y],
@@ -234,8 +286,8 @@ def plot_accuracy(
                 markersize=13,
                 color=color,
                 linestyle="none",
-                label=f"PASCAL {variant} at T_eff {p['t_eff']:.2f} "
-                f"({_pct(p['accuracy_curve_images'])} % = QCFS ANN, dashed)",
+                label=f"PASCAL {variant} (L {levels}): {_pct(y / 100)} % = its QCFS ANN "
+                f"(dashed), T_eff {p['t_eff']:.2f}",
             )
             ax.plot(
                 [p["latency"]["pipelined"]],
@@ -246,19 +298,33 @@ def plot_accuracy(
                 color=color,
                 linestyle="none",
             )
-    if log_x:
-        ax.set_xscale("log", base=2)
-    right = max(
-        [steps]
-        + [q["pascal"]["latency"]["pipelined"] for q in results["qcfs"].values() if q.get("pascal")]
-    )
+    ax.set_xscale("log", base=2)
+    pascals = [q["pascal"] for q in results["qcfs"].values() if q.get("pascal")]
+    right = max([steps] + [p["latency"]["pipelined"] for p in pascals])
     ax.set_xlim(0.8, right * 1.25)
-    lows = [min(c["accuracy"][min(3, steps - 1) :]) for c in results["curves"].values()]
-    floor = 100 * min(lows) if lows else 0.0
-    ax.set_ylim(max(0.0, floor - 5), 100.0)
-    ax.set_xlabel("time steps T (PASCAL: T_eff = star, pipelined latency = circle)")
-    ax.set_ylabel(f"test accuracy % ({results['curve_samples']} images)")
-    ax.set_title(f"{results['dataset']} {results['arch']}: accuracy against time steps")
+    ax.set_xlabel("time steps T (PASCAL: star at T_eff, circle at its pipelined latency)")
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="lower right")
+    if legend:
+        ax.legend(fontsize=6.5, loc="lower right")
+
+
+def plot_accuracy(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Accuracy against time steps on the curve images, whole range (left) and near the top
+    (right): every rate-coded curve, the QCFS ANNs (dashed lines), the ReLU ANN (grey dotted),
+    and each PASCAL network at its ``T_eff`` (star) and its pipelined latency (circle)."""
+    fig = Figure(figsize=(12.0, 4.6), layout="constrained")
+    full, zoom = fig.subplots(1, 2)
+    _draw(full, results, legend=True)
+    _draw(zoom, results, legend=False)
+    full.set_ylim(0.0, 100.0)
+    full.set_ylabel(f"test accuracy % ({results['curve_samples']} images)")
+    tops = [
+        q["pascal"]["accuracy_curve_images"] for q in results["qcfs"].values() if q.get("pascal")
+    ]
+    tops += [max(c["accuracy"]) for c in results["curves"].values()]
+    high = 100 * max(tops) if tops else 100.0
+    low = 100 * min(tops) if tops else 0.0
+    zoom.set_ylim(max(0.0, low - 3.0), min(100.0, high + 0.5))
+    zoom.set_title("near the top")
+    full.set_title(f"{results['dataset']} {results['arch']}: accuracy against time steps")
     return write_png(fig, path, dpi=_DPI)

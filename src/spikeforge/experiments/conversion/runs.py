@@ -57,6 +57,7 @@ from spikeforge.experiments.conversion.curves import Curve, evaluate_curve
 from spikeforge.experiments.conversion.networks import build
 from spikeforge.experiments.conversion.report import (
     format_tables,
+    headline,
     plot_accuracy,
     step_comparison,
 )
@@ -533,6 +534,7 @@ def run_conversion(
         if part_name.startswith("curve-"):
             results["curves"][part_name.removeprefix("curve-")] = part
     results["steps_table"] = step_comparison(results)
+    results["headline"] = headline(results)
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["seconds_per_part"] = {
         k: v.get("part_seconds") for k, v in line.parts.items() if isinstance(v, dict)
