@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     p.add_argument("--data-dir", default=None, help="data directory (default: $SPIKEFORGE_DATA)")
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="vgg-small")
-    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--width", type=int, default=None, help="default: the reproduction's")
     p.add_argument("--levels", type=int, default=4, help="uniform QCFS levels when training here")
     p.add_argument(
         "--report",

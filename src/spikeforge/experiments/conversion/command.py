@@ -8,7 +8,7 @@ import torch
 
 from spikeforge.data import load_dataset
 from spikeforge.experiments.arguments import positive_int
-from spikeforge.experiments.conversion.networks import ARCHITECTURES, DEFAULT_WIDTH
+from spikeforge.experiments.conversion.networks import ARCHITECTURES, DEFAULT_WIDTHS
 from spikeforge.experiments.conversion.report import format_tables
 from spikeforge.experiments.conversion.runs import Settings, run_conversion
 from spikeforge.experiments.registry import Command
@@ -52,7 +52,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="tiny settings for a smoke run: "
         + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in QUICK.items()),
     )
-    parser.add_argument("--width", type=positive_int, default=DEFAULT_WIDTH)
+    parser.add_argument(
+        "--width",
+        type=positive_int,
+        default=None,
+        help="channels of the first stage (default "
+        + ", ".join(f"{k} {v}" for k, v in DEFAULT_WIDTHS.items())
+        + ")",
+    )
     parser.add_argument("--epochs", type=positive_int, default=None, help="ReLU and QCFS epochs")
     parser.add_argument(
         "--al-epochs", type=int, default=None, help="training after choosing AL levels (0: none)"

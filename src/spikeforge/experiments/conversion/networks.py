@@ -11,9 +11,9 @@ and its activation, as in the QCFS / PASCAL VGG and ResNet code.
 They are deliberately small: one reproduction line trains four networks and simulates four
 spiking networks for 64 time steps on the whole test set within 20 minutes on 2 CPU cores.
 
-* ``vgg-small``: conv(w) conv(w) pool conv(2w) conv(2w) pool fc(128) fc(classes); 5 spiking
-  layers, 3x3 'same' convolutions;
-* ``resnet-small``: conv(w) pool, a basic residual block at ``w`` channels (identity
+* ``vgg-small`` (``w = 8``): conv(w) conv(w) pool conv(2w) conv(2w) pool fc(128) fc(classes);
+  5 spiking layers, 3x3 'same' convolutions;
+* ``resnet-small`` (``w = 16``): conv(w) pool, a basic residual block at ``w`` channels (identity
   shortcut), a basic block to ``2w`` channels with stride 2 (1x1 conv + BN shortcut), global
   average pooling, fc(classes); 5 spiking layers, two residual joins.
 """
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "ARCHITECTURES",
-    "DEFAULT_WIDTH",
+    "DEFAULT_WIDTHS",
     "BasicBlock",
     "activation_count",
     "build",
@@ -34,8 +34,9 @@ __all__ = [
     "vgg_small",
 ]
 
-DEFAULT_WIDTH = 8
-"""Channels of the first convolutions (the second stage has twice as many)."""
+DEFAULT_WIDTHS = {"vgg-small": 8, "resnet-small": 16}
+"""Channels of the first convolutions (the second stage has twice as many) per architecture:
+resnet-small ends in global average pooling over ``2w`` channels and needs the wider start."""
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -46,7 +47,7 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
 
 
 def vgg_small(
-    width: int = DEFAULT_WIDTH, in_channels: int = 1, classes: int = 10, hidden: int = 128
+    width: int = 8, in_channels: int = 1, classes: int = 10, hidden: int = 128
 ) -> nn.Sequential:
     """conv(w)-BN-ReLU, conv(w)-BN-ReLU, AvgPool 2, conv(2w)-BN-ReLU, conv(2w)-BN-ReLU,
     AvgPool 2, Flatten, Linear(2w*7*7, hidden)-ReLU, Linear(hidden, classes)."""
@@ -89,9 +90,7 @@ class BasicBlock(nn.Module):
         return self.relu2(out + self.shortcut(x))
 
 
-def resnet_small(
-    width: int = DEFAULT_WIDTH, in_channels: int = 1, classes: int = 10
-) -> nn.Sequential:
+def resnet_small(width: int = 16, in_channels: int = 1, classes: int = 10) -> nn.Sequential:
     """conv(w)-BN-ReLU at 28x28, AvgPool 2, BasicBlock(w, w), BasicBlock(w, 2w, stride 2),
     AvgPool 7 (global), Flatten, Linear(2w, classes)."""
     return nn.Sequential(
@@ -112,11 +111,12 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build(arch: str, width: int = DEFAULT_WIDTH, classes: int = 10) -> nn.Module:
-    """A fresh ``arch`` network (``"vgg-small"`` or ``"resnet-small"``)."""
+def build(arch: str, width: int | None = None, classes: int = 10) -> nn.Module:
+    """A fresh ``arch`` network (``"vgg-small"`` or ``"resnet-small"``); ``width``: channels of
+    the first stage (default :data:`DEFAULT_WIDTHS`)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](width=width, classes=classes)
+    return ARCHITECTURES[arch](width=width or DEFAULT_WIDTHS[arch], classes=classes)
 
 
 def activation_count(model: nn.Module) -> int:

@@ -54,7 +54,7 @@ from spikeforge.convert.qcfs import qcfs_sites
 from spikeforge.data import Dataset
 from spikeforge.experiments.conversion.counting import SpikeCounter, SynapticOpCounter
 from spikeforge.experiments.conversion.curves import Curve, evaluate_curve
-from spikeforge.experiments.conversion.networks import build
+from spikeforge.experiments.conversion.networks import DEFAULT_WIDTHS, build
 from spikeforge.experiments.conversion.report import (
     format_tables,
     headline,
@@ -102,7 +102,7 @@ class Settings:
 
     dataset: str
     arch: str
-    width: int = 8
+    width: int | None = None
     epochs: int = 2
     al_epochs: int = 1
     batch_size: int = 128
@@ -516,6 +516,7 @@ def run_conversion(
         "experiment": "conversion",
         "dataset": data.name,
         "arch": s.arch,
+        "width": s.width or DEFAULT_WIDTHS[s.arch],
         "settings": s.as_dict(),
         "train_samples": int(data.x_train.shape[0]),
         "test_samples": int(data.x_test.shape[0]),
