@@ -20,6 +20,7 @@ __all__ = [
     "CURVE_LABELS",
     "REPORT_STEPS",
     "TOLERANCES",
+    "format_summary",
     "format_tables",
     "headline",
     "plot_accuracy",
@@ -328,3 +329,47 @@ def plot_accuracy(results: dict[str, Any], path: str | os.PathLike[str]) -> Path
     zoom.set_title("near the top")
     full.set_title(f"{results['dataset']} {results['arch']}: accuracy against time steps")
     return write_png(fig, path, dpi=_DPI)
+
+
+def _steps_cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "-"
+    if entry["above"]:
+        return f"> {entry['t_max']} (> {entry['ratio']:.0f}x)"
+    return f"{entry['steps']} ({entry['ratio']:.0f}x)"
+
+
+def format_summary(lines: list[dict[str, Any]], tolerance: str = "0.5pp") -> str:
+    """One row per reproduction line (``conversion.json`` dicts): PASCAL AL's levels, accuracy
+    (= its QCFS ANN's, agreement on the whole test set), ``T_eff`` and latency, and the fewest
+    steps an IF-SNN and a ReLU-network converter (SpikingJelly; the max-norm IF conversion
+    where SpikingJelly could not run) need to come within ``tolerance`` of that
+    accuracy, with the ratio to ``T_eff`` (Markdown)."""
+    rows = []
+    for r in lines:
+        top = r.get("headline") or {}
+        p = r["qcfs"]["AL"]["pascal"]
+        rows.append(
+            [
+                f"{r['dataset']} {r['arch']}",
+                " ".join(str(v) for v in p["levels"]),
+                f"{_pct(r['qcfs']['AL']['accuracy'])} / {_pct(p['accuracy'])}",
+                f"{p['agreement']:.4f}",
+                f"{p['t_eff']:.2f} / {p['latency']['pipelined']}",
+                _steps_cell((top.get("if_snn") or {}).get(tolerance)),
+                _steps_cell((top.get("relu_converters") or {}).get(tolerance)),
+            ]
+        )
+    tol = "same accuracy" if tolerance == "0pp" else f"within {tolerance[:-2]} pp"
+    return format_table(
+        [
+            "data set, network",
+            "AL levels",
+            "QCFS ANN / PASCAL acc %",
+            "agreement",
+            "T_eff / latency",
+            f"IF-SNN steps ({tol})",
+            f"ReLU converter steps ({tol})",
+        ],
+        rows,
+    )
