@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,16 +81,6 @@ def cells(networks: Iterable[tuple[str, bool]] = NETWORKS) -> list[tuple[Any, in
     return out
 
 
-def _timed(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def run_cell(
     workload: Any, threads: int, names: list[str], budget_s: float, max_repeats: int
 ) -> dict[str, Any]:
@@ -103,10 +92,10 @@ def run_cell(
     spikes = neurons.spike_check(workload, names)
     torch.manual_seed(0)
     steps = {name: neurons.CONTENDERS[name](workload) for name in names}
-    warm = _timed(steps, 1)  # the first call also measures SpikeLinear's paths (then cached)
+    warm = neurons.interleaved(steps, 1)  # the first call also measures SpikeLinear's paths
     per_round = sum(t[0] for t in warm.values()) / 1e3
     repeats = max(3, min(max_repeats, int(budget_s / max(per_round, 1e-9))))
-    times = _timed(steps, repeats)
+    times = neurons.interleaved(steps, repeats)
     med = {n: statistics.median(t) for n, t in times.items()}
     peers = [n for n in names if n in neurons.PEERS]
     cell: dict[str, Any] = {

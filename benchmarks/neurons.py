@@ -454,19 +454,23 @@ def spike_check(workload: Workload, names: list[str]) -> dict[str, dict[str, int
 # --- measurement -----------------------------------------------------------------------------
 
 
-def time_workload(workload: Workload, names: list[str], repeats: int) -> dict[str, list[float]]:
-    """Interleaved wall times (ms) of every contender, after one warm-up call each."""
-    torch.manual_seed(0)
-    steps = {name: CONTENDERS[name](workload) for name in names}
-    for step in steps.values():
-        step()
-    times: dict[str, list[float]] = {name: [] for name in names}
+def interleaved(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times (ms) of ``repeats`` rounds, each calling every step once in turn."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
             times[name].append((time.perf_counter() - start) * 1e3)
     return times
+
+
+def time_workload(workload: Workload, names: list[str], repeats: int) -> dict[str, list[float]]:
+    """Interleaved wall times (ms) of every contender, after one warm-up call each."""
+    torch.manual_seed(0)
+    steps = {name: CONTENDERS[name](workload) for name in names}
+    interleaved(steps, 1)
+    return interleaved(steps, repeats)
 
 
 def _status_kib(field: str) -> int | None:
