@@ -56,12 +56,6 @@ _LINEAR_MODULES = (
     nn.AdaptiveAvgPool3d,
     nn.Flatten,
     nn.Unflatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
 )
 _DROPPED_MODULES = (
     nn.Identity,
@@ -71,6 +65,7 @@ _DROPPED_MODULES = (
     nn.Dropout3d,
     nn.AlphaDropout,
 )
+_LINEAR_MODULES += _DROPPED_MODULES
 _RELU_LIKE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.ELU)
 _MAX_POOLS = (
     nn.MaxPool1d,

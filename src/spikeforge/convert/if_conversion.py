@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeforge.convert.graph import Graph, Node, build_ops, resolve_main, trace_network
-from spikeforge.convert.streams import OperationCounter, run_streams
+from spikeforge.convert.streams import OperationCounter, run_streams, spikes_per_neuron
 from spikeforge.core import IF
 from spikeforge.core.functional import Backend
 
@@ -53,10 +53,7 @@ class IFOutput:
 
     def spikes_per_neuron(self) -> float:
         """Mean number of spikes per neuron and sample over all neuron layers (all ``T`` steps)."""
-        total = sum(float(s.sum()) for s in self.spikes.values())
-        neurons = sum(s[0].numel() for s in self.spikes.values())
-        batch = self.outputs.shape[1]
-        return total / (neurons * batch) if neurons else 0.0
+        return spikes_per_neuron(self.spikes, self.outputs.shape[1])
 
 
 class IFNetwork(nn.Module):

@@ -55,7 +55,13 @@ from spikeforge.convert.pascal_neuron import (
     pascal_levels,
     pascal_neuron_steps,
 )
-from spikeforge.convert.streams import OperationCounter, last_uses, referenced, run_streams
+from spikeforge.convert.streams import (
+    OperationCounter,
+    last_uses,
+    referenced,
+    run_streams,
+    spikes_per_neuron,
+)
 
 
 def _unit(op: nn.Module, stream: Tensor) -> Tensor:
@@ -100,10 +106,7 @@ class PascalOutput:
 
     def spikes_per_neuron(self) -> float:
         """Mean number of transmitted spikes per neuron and sample over all neuron layers."""
-        total = sum(float(s.sum()) for s in self.spikes.values())
-        neurons = sum(s[0].numel() for s in self.spikes.values())
-        batch = self.logits.shape[0]
-        return total / (neurons * batch) if neurons else 0.0
+        return spikes_per_neuron(self.spikes, self.logits.shape[0])
 
     def total_synops(self) -> Tensor:
         """Synaptic operations per sample over all layers: ``[B]`` (``int64``)."""

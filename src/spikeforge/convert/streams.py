@@ -144,11 +144,20 @@ class OperationCounter:
             self.macs[node.path] = count
 
 
+def spikes_per_neuron(spikes: dict[str, Tensor], batch: int) -> float:
+    """Mean number of spikes per neuron and sample over the layers of ``spikes`` (each
+    ``[B, ...]`` counts per neuron)."""
+    total = sum(float(s.sum()) for s in spikes.values())
+    neurons = sum(s[0].numel() for s in spikes.values())
+    return total / (neurons * batch) if neurons else 0.0
+
+
 __all__ = [
     "NeuronStep",
     "OperationCounter",
     "last_uses",
     "referenced",
     "run_streams",
+    "spikes_per_neuron",
     "synaptic_events",
 ]
