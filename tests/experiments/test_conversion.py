@@ -146,6 +146,18 @@ def test_rerun_resumes_without_training(line, mnist_tiny, monkeypatch) -> None:
         run_conversion(mnist_tiny, out, _settings(steps=5), progress=False, echo=lambda s: None)
 
 
+def test_a_baseline_can_be_added_to_a_finished_folder(line, mnist_tiny, tmp_path, monkeypatch):
+    out, results = line
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    monkeypatch.setattr(conversion_runs, "train", None)  # nothing may train again
+    more = run_conversion(
+        mnist_tiny, copy, _settings(own_baseline=True), progress=False, echo=lambda s: None
+    )
+    assert set(more["curves"]) == set(results["curves"]) | {"maxnorm-if"}
+    assert more["settings"]["own_baseline"] is True
+
+
 def test_missing_spikingjelly_falls_back_to_max_norm(line, mnist_tiny, tmp_path, monkeypatch):
     out, _ = line
     copy = tmp_path / "copy"

@@ -77,6 +77,7 @@ from spikeforge.io import load_torch
 from spikeforge.metrics import accuracy, agreement, predictions_in_batches
 
 __all__ = [
+    "ADDITIVE_SETTINGS",
     "AL_LR_FACTOR",
     "PAPER",
     "Settings",
@@ -415,18 +416,25 @@ def _baseline_curves(line: _Line, relu: nn.Module) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+ADDITIVE_SETTINGS = ("own_baseline", "spikingjelly")
+"""Settings that only add or leave out baseline curves: a folder may be resumed with other
+values (e.g. ``--own-baseline`` added later); the stored settings record the latest."""
+
+
 def _check_settings(folder: ReportFolder, settings: Settings) -> None:
     path = folder.path / "parts" / "settings.json"
     wanted = settings.as_dict()
     if path.exists():
         stored = json.loads(path.read_text())
-        if stored != wanted:
-            changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
+        changed = sorted(
+            k for k in wanted if stored.get(k) != wanted[k] and k not in ADDITIVE_SETTINGS
+        )
+        if changed:
             raise ValueError(
                 f"{folder.path} holds results of other settings (differing: {', '.join(changed)})"
                 "; use another --out or delete the folder"
             )
-    else:
+    if not path.exists() or json.loads(path.read_text()) != wanted:
         folder.write_json("parts/settings.json", wanted)
 
 
