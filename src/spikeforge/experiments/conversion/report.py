@@ -319,12 +319,12 @@ def plot_accuracy(results: dict[str, Any], path: str | os.PathLike[str]) -> Path
     _draw(zoom, results, legend=False)
     full.set_ylim(0.0, 100.0)
     full.set_ylabel(f"test accuracy % ({results['curve_samples']} images)")
-    tops = [
+    pascal = [
         q["pascal"]["accuracy_curve_images"] for q in results["qcfs"].values() if q.get("pascal")
     ]
-    tops += [max(c["accuracy"]) for c in results["curves"].values()]
+    tops = pascal + [max(c["accuracy"]) for c in results["curves"].values()]
     high = 100 * max(tops) if tops else 100.0
-    low = 100 * min(tops) if tops else 0.0
+    low = 100 * min(pascal) if pascal else 0.0
     zoom.set_ylim(max(0.0, low - 3.0), min(100.0, high + 0.5))
     zoom.set_title("near the top")
     full.set_title(f"{results['dataset']} {results['arch']}: accuracy against time steps")
