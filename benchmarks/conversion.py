@@ -39,6 +39,7 @@ from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.convert import set_levels, to_if, to_pascal, to_qcfs
 from spikeforge.data import load_dataset
 from spikeforge.experiments.conversion.networks import ARCHITECTURES, build
+from spikeforge.experiments.conversion.runs import curve_indices
 from spikeforge.io import load_torch, write_json
 from spikeforge.training import TrainConfig, train_classifier
 from ttfs_inference import add_run_options, cpu_info, load_average, run_record
@@ -61,7 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--network", default="L4", help="with --report: which QCFS network (L4, L8, AL)")
     p.add_argument("--train-steps", type=int, default=400, help="QCFS training steps (batch 128)")
-    p.add_argument("--samples", type=int, default=2000, help="timed test images")
+    p.add_argument(
+        "--samples", type=int, default=2000, help="timed test images, spread over the test set"
+    )
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--max-steps", type=int, default=64, help="largest IF-SNN T searched")
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     data = load_dataset(args.dataset, args.data_dir)
     qnet, source = qcfs_network(args, data.x_train, data.y_train)
-    x, y = data.x_test[: args.samples], data.y_test[: args.samples]
+    idx = curve_indices(data.x_test.shape[0], args.samples)  # spread over the test set
+    x, y = data.x_test[idx], data.y_test[idx]
     batches = list(x.split(args.batch_size))
     pascal = to_pascal(qnet)
     ifnet = to_if(qnet)
