@@ -168,6 +168,6 @@ COMMANDS = (
         _arguments,
         _run_command,
         group="reproduce",
-        runtime="about 12 min per data set and architecture (2 cores)",
+        runtime="8-17 min per data set and architecture (measured 456-995 s, shared machine)",
     ),
 )
