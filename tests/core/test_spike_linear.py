@@ -129,14 +129,15 @@ def test_bad_arguments_are_named() -> None:
 
 def test_event_limit_is_where_the_linear_event_cost_meets_the_dense_cost() -> None:
     lo, hi = paths.CALIBRATION_DENSITIES
-    # event cost e(d) = 2 + 40 d, dense 10: e(d) = 0.95 * 10 at d = 7.5 / 40
+    s = paths.SAFETY
+    # event cost e(d) = 2 + 40 d, dense 10: e(d) = s * 10 at d = (s * 10 - 2) / 40
     t = paths.PathTimings(dense=10.0, event_low=2.0 + 40 * lo, event_high=2.0 + 40 * hi)
-    assert t.event_limit == pytest.approx((paths.SAFETY * 10.0 - 2.0) / 40)
-    assert paths.PathTimings(dense=1.0, event_low=2.0, event_high=3.0).event_limit == 0.0
+    assert t.event_limit == pytest.approx((s * 10.0 - 2.0) / 40)
+    # slower than the budget at the low point: never, even where a line would predict it faster
+    assert paths.PathTimings(dense=1.0, event_low=s * 1.0 + 1e-3, event_high=3.0).event_limit == 0
     assert paths.PathTimings(dense=10.0, event_low=1.0, event_high=2.0).event_limit == 1.0
-    # flat or falling (noise): all or nothing by the low point
     assert paths.PathTimings(dense=10.0, event_low=5.0, event_high=5.0).event_limit == 1.0
-    assert paths.PathTimings(dense=10.0, event_low=11.0, event_high=10.0).event_limit == 0.0
+    assert paths.PathTimings(dense=10.0, event_low=s * 10.0, event_high=11.0).event_limit == lo
 
 
 def _fake_measure(dense: float, event_low: float, event_high: float, calls: list[paths.LayerKey]):
@@ -187,8 +188,9 @@ def test_auto_respects_the_measured_density_limit(
     monkeypatch: pytest.MonkeyPatch, fresh_paths: Path
 ) -> None:
     lo, hi = paths.CALIBRATION_DENSITIES
-    # event cost 1 + 100 d, dense 20: limit (19 - 1) / 100 = 0.18
-    monkeypatch.setattr(sl, "_measure", _fake_measure(20.0, 1 + 100 * lo, 1 + 100 * hi, []))
+    # event cost 1 + 100 d, dense 20 / SAFETY: limit (20 - 1) / 100 = 0.19
+    dense = 20.0 / paths.SAFETY
+    monkeypatch.setattr(sl, "_measure", _fake_measure(dense, 1 + 100 * lo, 1 + 100 * hi, []))
     w = torch.randn(300, 400)
     sparse, dense = _spikes((64, 400), 0.1, torch.float32), _spikes((64, 400), 0.25, torch.float32)
     assert "_SpikeLinearBackward" in _nodes(spike_linear(sparse, w.requires_grad_()).grad_fn)
