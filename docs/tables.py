@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
+from spikeforge.experiments.conversion import report as conversion_report
 from spikeforge.experiments.imp import report as imp_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -542,6 +543,94 @@ def bench_neurons_spikes() -> str:
     return md(["workload", "spikes (reference path)", "contenders compared", "differing"], rows)
 
 
+MATRIX = "bench-neuron-matrix"
+MATRIX_LABELS = {
+    "sf-fused": "**spikeforge**",
+    "sf-fused-dense": "sf dense",
+    "sf-reference": "sf reference",
+    "spikingjelly": "SpikingJelly",
+    "snntorch": "snnTorch",
+    "norse": "Norse",
+}
+
+
+def _worst_median(stats: dict, digits: int = 2) -> str:
+    return f"{stats['worst']:.{digits}f}x ({stats['median']:.{digits}f}x)"
+
+
+@table("bench-neuron-matrix")
+def bench_neuron_matrix() -> str:
+    report = load(MATRIX)
+    names = [n for n in MATRIX_LABELS if n in report["names"]]
+    header = ["mode", "cells", *(f"{MATRIX_LABELS[n]} / relu-T" for n in names)]
+    header += ["spikeforge: speed-up over the fastest peer", "auto / dense path"]
+    rows = []
+    for mode, part in report["summary"].items():
+        ratios = part["ratio_to_bound"]
+        peer = part.get("speedup_over_fastest_peer")
+        rows.append(
+            [
+                f"{'training' if mode == 'train' else 'inference'} "
+                f"(target {part['target_ratio_to_bound']}x)",
+                ratios["sf-fused"]["cells"],
+                *(_worst_median(ratios[n]) for n in names),
+                "-" if peer is None else _worst_median(peer),
+                _worst_median(part["auto_vs_dense"], 3) if "auto_vs_dense" in part else "-",
+            ]
+        )
+    skipped = len(report.get("skipped", []))
+    return (
+        md(header, rows)
+        + f"\n\nWorst (median) over the cells; CPU: {report['cpu']}, 1 and 2 threads, torch "
+        f"{report['torch']}, peers "
+        + ", ".join(f"{n} {v}" for n, v in report["peers"].items())
+        + f"; {skipped} conv cells skipped for memory; code {report['code_version']}.\n"
+    )
+
+
+@table("bench-neuron-matrix-surrogates")
+def bench_neuron_matrix_surrogates() -> str:
+    report = load(MATRIX)
+    rows = []
+    for surrogate in report["design"]["factors"]["surrogate"]:
+        cells = [
+            c
+            for c in report["cells"]
+            if c["workload"]["train"] and c["workload"]["surrogate"] == surrogate
+        ]
+        got = [c["ratio_to_bound"]["sf-fused"] for c in cells]
+        rows.append([surrogate, len(cells), ratio(max(got)), ratio(statistics.median(got))])
+    return md(["surrogate", "training cells", "worst spikeforge / relu-T", "median"], rows)
+
+
+@table("bench-neuron-matrix-misses")
+def bench_neuron_matrix_misses() -> str:
+    report = load(MATRIX)
+    rows = []
+    for part in report["summary"].values():
+        for miss in part["misses"]:
+            peer = miss["speedup_over_fastest_peer"]
+            peer_bound = miss.get("fastest_peer_to_bound")
+            auto = miss["auto_vs_dense"]
+            rows.append(
+                [
+                    miss["cell"],
+                    ratio(miss["ratio_to_bound"]),
+                    "-" if peer is None else ratio(peer),
+                    "-" if peer_bound is None else ratio(peer_bound),
+                    "-" if auto is None else f"{auto:.3f}",
+                ]
+            )
+    header = [
+        "cell",
+        "spikeforge / relu-T",
+        "over the fastest peer",
+        "fastest peer / relu-T",
+        "auto / dense",
+    ]
+    return md(header, rows)
+
+
 def _machine_line(report: dict) -> str:
     return (
         f"CPU: {report['cpu']} ({report['cpu_count']} logical CPUs), torch {report['torch']}, "
@@ -772,6 +861,29 @@ def _engine_headline() -> str:
     )
 
 
+CONVERSION_LINES = [
+    f"conversion-{d}-{a}" for d in ("mnist", "fashion-mnist") for a in ("vgg-small", "resnet-small")
+]
+
+
+@table("conversion-summary")
+def conversion_summary() -> str:
+    return conversion_report.format_summary([load(n) for n in CONVERSION_LINES], "1pp")
+
+
+def _conversion_headline() -> str:
+    lines = [load(n) for n in CONVERSION_LINES]
+    nets = [q["pascal"] for r in lines for q in r["qcfs"].values()]
+    exact = sum(p["agreement"] == 1.0 for p in nets)
+    images = min(r["test_samples"] for r in lines)
+    t_eff = [r["qcfs"]["AL"]["pascal"]["t_eff"] for r in lines]
+    return (
+        f"MNIST / Fashion-MNIST, vgg-small / resnet-small: PASCAL = its QCFS network on every "
+        f"test image for {exact} of {len(nets)} networks ({images:,} images each); "
+        f"AL T_eff {min(t_eff):.1f}-{max(t_eff):.1f} steps"
+    )
+
+
 def _imp_headline() -> str:
     s = load("imp-digits")["summary"]
     c = load("imp-convergence")
@@ -811,10 +923,10 @@ def features() -> str:
             _imp_headline(),
         ],
         [
-            "ANN-to-SNN conversion (QCFS -> PASCAL)",
+            "[ANN-to-SNN conversion (QCFS -> PASCAL)](docs/conversion.md)",
             "Bu et al., ICLR 2022; Ramesh & Srinivasan, TMLR 2025",
-            "planned",
-            "-",
+            "done",
+            _conversion_headline(),
         ],
         [
             "File classification from metadata",
