@@ -246,9 +246,14 @@ def _measure(key: paths.LayerKey) -> Callable[[float | None], float]:
 
 def _event_limit(rows: int, weight: Tensor, train: bool) -> float:
     """The measured density up to which the event path is faster (:mod:`spike_linear_paths`)."""
-    key = paths.LayerKey.of(rows, weight.shape[1], weight.shape[0], weight.dtype, train)
-    store = None if LIBRARY.path is None else LIBRARY.path.with_suffix(".paths.json")
-    return paths.event_limit(key, _measure, store)
+    out, width = weight.shape
+    shape = (rows, width, out, weight.dtype, torch.get_num_threads(), train)
+    limit = paths.known.get(shape)
+    if limit is None:
+        key = paths.LayerKey.of(rows, width, out, weight.dtype, train)
+        store = None if LIBRARY.path is None else LIBRARY.path.with_suffix(".paths.json")
+        limit = paths.known[shape] = paths.event_limit(key, _measure, store)
+    return limit
 
 
 def spike_linear(

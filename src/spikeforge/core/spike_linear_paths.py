@@ -49,6 +49,7 @@ __all__ = [
     "PathTimings",
     "event_limit",
     "forget",
+    "known",
     "measure_timings",
     "seconds",
 ]
@@ -122,6 +123,9 @@ Measure = Callable[[LayerKey], Callable[["float | None"], float]]
 _lock = threading.Lock()
 _limits: dict[LayerKey, float] = {}
 _loaded: set[Path] = set()
+#: the limits by the raw call shape ``(rows, width, out, dtype, threads, train)``: one dict
+#: lookup per call once a shape is known (no key arithmetic, no lock)
+known: dict[tuple[int, int, int, torch.dtype, int, bool], float] = {}
 
 
 def _read(path: Path) -> dict[str, dict]:
@@ -196,6 +200,7 @@ def forget() -> None:
     with _lock:
         _limits.clear()
         _loaded.clear()
+        known.clear()
 
 
 def seconds(run: Callable[[], object]) -> float:
