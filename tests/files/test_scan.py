@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.files import FIELDS, iter_scan, scan, walk_baseline
+from spikeforge.files import FIELDS, compare_throughput, iter_scan, scan, walk_baseline
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -188,3 +188,41 @@ def test_csv_is_valid_utf8(tmp_path: Path) -> None:
     text = gzip.decompress(out.read_bytes()).decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["name"] == "ünïcode.json" and rows[0]["kind"] == "json"
+
+
+def test_entries_replaced_between_lstat_and_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A regular file swapped for a symlink (O_NOFOLLOW refuses it) and one swapped for a FIFO
+    (O_NONBLOCK opens it without blocking; fstat shows it is no longer the file): both counted
+    as changed, neither read."""
+    root = tmp_path / "r"
+    root.mkdir()
+    _write(root / "to_link", b"a")
+    _write(root / "to_fifo", b"b")
+    _write(tmp_path / "target", b"never read")
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        p = os.fsencode(path)
+        if p.endswith(b"/to_link"):
+            os.unlink(p)
+            os.symlink(tmp_path / "target", p)
+        elif p.endswith(b"/to_fifo"):
+            os.unlink(p)
+            os.mkfifo(p)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    result = scan(root)
+    assert result.problems == {"changed": 2}
+    assert result.records == 2
+
+
+def test_compare_throughput_and_summary(tmp_path: Path) -> None:
+    for i in range(50):
+        _write(tmp_path / f"f{i}.txt", b"x")
+    numbers = compare_throughput(tmp_path)
+    assert numbers["records"] == 50
+    assert numbers["scan_files_per_s"] > 0 and numbers["walk_lstat_files_per_s"] > 0
+    assert "50 entries" in scan(tmp_path).summary()

@@ -4,7 +4,14 @@ scanner of directory trees and the magic-byte content ``kind`` rules."""
 from __future__ import annotations
 
 from spikeforge.files.kinds import HEAD_BYTES, KINDS, MERGED, classify
-from spikeforge.files.scan import FIELDS, ScanResult, iter_scan, scan, walk_baseline
+from spikeforge.files.scan import (
+    FIELDS,
+    ScanResult,
+    compare_throughput,
+    iter_scan,
+    scan,
+    walk_baseline,
+)
 
 __all__ = [
     "FIELDS",
@@ -13,6 +20,7 @@ __all__ = [
     "MERGED",
     "ScanResult",
     "classify",
+    "compare_throughput",
     "iter_scan",
     "scan",
     "walk_baseline",
