@@ -58,9 +58,9 @@ def test_determinism_across_processes() -> None:
 
 def test_equal_values_identical_and_one_change_only_touches_that_group() -> None:
     enc = KeyValueEncoder(SCHEMA).fit(RECORDS)
-    a, b = enc.transform([RECORDS[0], dict(RECORDS[0])])[:, 0], None
-    b = enc.transform([dict(RECORDS[0])])[:, 0]
-    assert torch.equal(a, b)
+    pair = enc.transform([RECORDS[0], dict(RECORDS[0])])
+    assert torch.equal(pair[:, 0], pair[:, 1])
+    a = pair[:, 0]
     changed = {**RECORDS[0], "section": "admin"}
     c = enc.transform([changed])[:, 0]
     diff = (a != c).any(dim=0).nonzero().flatten().tolist()
@@ -76,6 +76,13 @@ def test_missing_key_is_silent_and_one_spike_per_neuron() -> None:
     assert torch.equal(x[:, 0, enc.layout["ext"]].sum(0), torch.ones(16))
     assert x[:, 1].sum() == 0
     assert x[:, 0].sum() == 16
+
+
+def test_boolean_spellings_agree() -> None:
+    enc = KeyValueEncoder({"exec": "boolean"}).fit([{}])
+    x = enc.transform([{"exec": v} for v in (1, True, np.bool_(True), "1", "yes")])
+    assert all(torch.equal(x[:, 0], x[:, i]) for i in range(1, 5))
+    assert not torch.equal(x[:, 0], enc.transform([{"exec": "0"}])[:, 0])
 
 
 def test_correlation_property_matches_expectation() -> None:

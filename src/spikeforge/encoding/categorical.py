@@ -62,7 +62,7 @@ class CategoricalEncoder:
         """The canonical string of ``value`` (raises :class:`EncodingError` for bad types)."""
         if isinstance(value, str):
             return value
-        if isinstance(value, bool):
+        if isinstance(value, (bool, np.bool_)):
             return "1" if value else "0"
         if isinstance(value, Integral):
             return str(int(value))
@@ -119,7 +119,7 @@ class BooleanEncoder(CategoricalEncoder):
                 return "1"
             if low in self._FALSE:
                 return "0"
-        elif isinstance(value, (bool, Integral, Real)) and value in (0, 1):
+        elif isinstance(value, (bool, np.bool_, Integral, Real)) and value in (0, 1):
             return "1" if value == 1 else "0"
         raise EncodingError(
             f"key {self.key!r}: boolean value must be 0/1, True/False or '0'/'1', got {value!r}"

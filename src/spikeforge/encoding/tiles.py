@@ -89,6 +89,7 @@ class TileEncoder:
         self.delta_: float | None = None
         self.quantiles_: np.ndarray | None = None
         self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._bin_cache: dict[int, Events] = {}
 
     # fitting -----------------------------------------------------------------------------
     def _g(self, x: np.ndarray) -> np.ndarray:
@@ -142,6 +143,9 @@ class TileEncoder:
         if is_missing(value):
             return _EMPTY
         b = self.bin(value)
+        hit = self._bin_cache.get(b)
+        if hit is not None:
+            return hit
         times = []
         for j, c in enumerate(self.cells(b).tolist()):
             t = self._cache.get((j, c))
@@ -150,4 +154,5 @@ class TileEncoder:
                 t = self._cache[(j, c)] = draw_times(rng, self.n_steps, self.n_spikes)
             times.append(t)
         neurons = np.repeat(np.arange(self.n_neurons, dtype=np.int64), self.n_spikes)
-        return neurons, np.concatenate(times)
+        hit = self._bin_cache[b] = (neurons, np.concatenate(times))
+        return hit
