@@ -225,3 +225,14 @@ def test_protocol_errors_and_params() -> None:
     with pytest.raises(NotFittedError):
         enc.transform(RECORDS)
     assert enc.fit(RECORDS).transform(RECORDS).shape[0] == 32
+
+
+def test_tile_degenerate_and_bad_training_values() -> None:
+    const = TileEncoder("mtime", "quantile").fit([5.0] * 10)
+    assert const.bin(5.0) == 0 and const.bin(1e12) in range(64)
+    with pytest.raises(EncodingError, match="not finite"):
+        TileEncoder("size", "log1p").fit([1.0, float("nan")])
+    with pytest.raises(EncodingError, match="no non-missing"):
+        TileEncoder("size", "log1p").fit([None, ""])
+    with pytest.raises(NotFittedError):
+        TileEncoder("size", "log1p").bin(3)

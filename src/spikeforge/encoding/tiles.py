@@ -101,11 +101,10 @@ class TileEncoder:
             return x
         if self.quantiles_ is None:
             raise NotFittedError(f"key {self.key!r}: TileEncoder is not fitted; call fit first")
-        q = self.quantiles_
-        ranks = np.linspace(0.0, 1.0, q.size)
+        q, ranks = self.quantiles_, self._ranks
         # ties: average of the leftmost and rightmost rank of equal knots
         left = np.interp(x, q, ranks, left=0.0, right=1.0)
-        right = -np.interp(-x, -q[::-1], -ranks[::-1], left=-1.0, right=0.0)
+        right = -np.interp(-x, self._neg_q, self._neg_ranks, left=-1.0, right=0.0)
         return (left + right) / 2
 
     def fit(self, values: Iterable[Any]) -> TileEncoder:
@@ -115,6 +114,9 @@ class TileEncoder:
             raise EncodingError(f"key {self.key!r}: no non-missing training values to fit")
         if self.transform_name == "quantile":
             self.quantiles_ = np.quantile(xs, np.linspace(0.0, 1.0, min(_N_QUANTILES, xs.size)))
+            self._ranks = np.linspace(0.0, 1.0, self.quantiles_.size)
+            self._neg_q = -self.quantiles_[::-1]
+            self._neg_ranks = -self._ranks[::-1]
         g = self._g(xs)
         lo, hi = float(g.min()), float(g.max())
         self.lo_ = lo
@@ -131,7 +133,7 @@ class TileEncoder:
         if self.lo_ is None or self.delta_ is None:
             raise NotFittedError(f"key {self.key!r}: TileEncoder is not fitted; call fit first")
         g = float(self._g(np.array([to_float(self.key, value)]))[0])
-        return int(np.clip(math.floor((g - self.lo_) / self.delta_), 0, self.n_bins - 1))
+        return min(max(math.floor((g - self.lo_) / self.delta_), 0), self.n_bins - 1)
 
     def cells(self, b: int) -> np.ndarray:
         """Cells ``c_j(b) = floor((b + j mod w) / w)`` of all neurons, ``[n_neurons]`` int64."""
