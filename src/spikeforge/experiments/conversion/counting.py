@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 __all__ = ["SpikeCounter", "SynapticOpCounter", "fanout_map"]
 
@@ -37,7 +38,36 @@ def fanout_map(layer: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
     raise TypeError(f"no fan-out for {type(layer).__name__}")
 
 
-class SynapticOpCounter:
+class _HookTotals:
+    """Counts added up by hooks: into :attr:`total`, or per time step into :attr:`per_step`
+    ``[T]`` when ``steps`` is given (time folded into the batch, ``[T * B, ...]``)."""
+
+    def __init__(self, steps: int | None) -> None:
+        self.steps = steps
+        self.total = 0.0
+        self.per_step: Tensor | None = None
+        self._handles: list[RemovableHandle] = []
+
+    def _add(self, counts: Tensor) -> None:
+        """Adds per-sample ``counts [N]`` (``N = T * B`` with ``steps``)."""
+        if self.steps is None:
+            self.total += float(counts.sum())
+        else:
+            self._add_per_step(counts.reshape(self.steps, -1).sum(1))
+
+    def _add_per_step(self, per: Tensor) -> None:
+        self.per_step = per if self.per_step is None else self.per_step + per
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.per_step = None
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+class SynapticOpCounter(_HookTotals):
     """Forward pre-hooks on every ``nn.Conv2d`` / ``nn.Linear`` of ``model`` adding the SOPs of
     each call (module docstring). ``steps``: when the model runs with time folded into the batch
     (``[T * B, ...]``), the per-step counts are kept apart (:attr:`per_step`, ``[T]``); else
@@ -45,9 +75,7 @@ class SynapticOpCounter:
     is skipped."""
 
     def __init__(self, model: nn.Module, steps: int | None = None) -> None:
-        self.steps = steps
-        self.total = 0.0
-        self.per_step: Tensor | None = None
+        super().__init__(steps)
         self._maps: dict[tuple[int, tuple[int, ...]], Tensor] = {}
         self._first: nn.Module | None = None
         self._handles = [
@@ -70,23 +98,10 @@ class SynapticOpCounter:
             self._maps[key] = fan.to(device=x.device, dtype=torch.float32)
         fan = self._maps[key]
         # float32 is exact here: per-sample sums stay far below 2**24
-        counts = ((x != 0).to(fan.dtype) * fan).flatten(1).sum(1).to(torch.float64)  # [N]
-        if self.steps is None:
-            self.total += float(counts.sum())
-        else:
-            per = counts.reshape(self.steps, -1).sum(1)
-            self.per_step = per if self.per_step is None else self.per_step + per
-
-    def reset(self) -> None:
-        self.total = 0.0
-        self.per_step = None
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
+        self._add(((x != 0).to(fan.dtype) * fan).flatten(1).sum(1).to(torch.float64))
 
 
-class SpikeCounter:
+class SpikeCounter(_HookTotals):
     """Forward hooks on the spiking ``modules`` adding up their non-zero outputs: :attr:`total`
     for single-step calls, :attr:`per_step` ``[T]`` with ``steps`` (time folded into the batch,
     ``[T * B, ...]``) or with ``time_first`` (outputs ``[T, B, ...]``); :attr:`neurons` is the
@@ -99,10 +114,8 @@ class SpikeCounter:
         *,
         time_first: bool = False,
     ) -> None:
-        self.steps = steps
+        super().__init__(steps)
         self.time_first = time_first
-        self.total = 0.0
-        self.per_step: Tensor | None = None
         self.neurons_of: dict[int, int] = {}
         self._handles = [m.register_forward_hook(self._hook) for m in modules]
 
@@ -113,21 +126,7 @@ class SpikeCounter:
     def _hook(self, module: nn.Module, _args: tuple, out: Tensor) -> None:
         if self.time_first:  # [T, B, ...]: per-step counts
             self.neurons_of.setdefault(id(module), int(out[0, 0].numel()))
-            per = (out != 0).flatten(1).sum(1).to(torch.float64)
-            self.per_step = per if self.per_step is None else self.per_step + per
+            self._add_per_step((out != 0).flatten(1).sum(1).to(torch.float64))
             return
         self.neurons_of.setdefault(id(module), int(out[0].numel()))
-        counts = (out != 0).flatten(1).sum(1).to(torch.float64)
-        if self.steps is None:
-            self.total += float(counts.sum())
-        else:
-            per = counts.reshape(self.steps, -1).sum(1)
-            self.per_step = per if self.per_step is None else self.per_step + per
-
-    def reset(self) -> None:
-        self.total = 0.0
-        self.per_step = None
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
+        self._add((out != 0).flatten(1).sum(1).to(torch.float64))
