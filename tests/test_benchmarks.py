@@ -72,6 +72,21 @@ def test_matrix_covers_every_pair_and_resumes(neurons, tmp_path: Path) -> None:
     assert json.loads(out.read_text())["cells"][0]["median_ms"]["relu-T"] == -1.0
 
 
+def _mnist_benchmark(script: str):
+    """The benchmark script ``benchmarks/<script>.py`` as a module; skips without MNIST."""
+    from spikeforge.data import resolve_data_dir
+
+    try:
+        resolve_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(script)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
 @pytest.mark.parametrize(
     ("script", "argv"),
     [
@@ -80,18 +95,9 @@ def test_matrix_covers_every_pair_and_resumes(neurons, tmp_path: Path) -> None:
     ],
 )
 def test_ttfs_benchmark_writes_its_json(script: str, argv: list[str], tmp_path: Path) -> None:
-    from spikeforge.data import resolve_data_dir
     from spikeforge.io import code_version
 
-    try:
-        resolve_data_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module(script)
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = _mnist_benchmark(script)
     out = tmp_path / "bench.json"
     common = ["--arch", "fc2", "--dtype", "float32", "--repeats", "1", "--threads", "1"]
     assert bench.main([*argv, *common, "--json", str(out)]) == 0
@@ -104,18 +110,9 @@ def test_ttfs_benchmark_writes_its_json(script: str, argv: list[str], tmp_path: 
 
 
 def test_conversion_benchmark_writes_its_json(tmp_path: Path) -> None:
-    from spikeforge.data import resolve_data_dir
     from spikeforge.io import code_version
 
-    try:
-        resolve_data_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module("conversion")
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = _mnist_benchmark("conversion")
     out = tmp_path / "bench.json"
     argv = ["--train-steps", "5", "--samples", "40", "--batch-size", "20", "--repeats", "1"]
     argv += ["--max-steps", "3", "--simulate-samples", "4", "--width", "4", "--threads", "1"]

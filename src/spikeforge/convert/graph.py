@@ -287,17 +287,10 @@ def _check_function(node: torch.fx.Node, stream_args: list[bool], path: str, wha
             raise _unsupported(path, what, "dim=0 concatenates along the batch dimension")
         return
     if target is torch.flatten:
-        start = _argument(node, 1, "start_dim", 0)
-        if start == 0:
-            raise _unsupported(path, what, "start_dim=0 flattens the batch dimension")
+        _check_flatten(node, path, what)
         return
     if target is torch.mean:
-        dim = _argument(node, 1, "dim", None)
-        try:
-            if dim is None or 0 in _dims(dim):
-                raise TypeError
-        except TypeError:
-            raise _unsupported(path, what, "only a mean over non-batch dimensions") from None
+        _check_mean(node, path, what)
         return
     if target is operator.getitem:
         index = node.args[1]
@@ -306,19 +299,28 @@ def _check_function(node: torch.fx.Node, stream_args: list[bool], path: str, wha
         return
 
 
+def _check_flatten(node: torch.fx.Node, path: str, what: str) -> None:
+    """``torch.flatten`` / ``Tensor.flatten`` must keep the batch dimension."""
+    if _argument(node, 1, "start_dim", 0) == 0:
+        raise _unsupported(path, what, "start_dim=0 flattens the batch dimension")
+
+
+def _check_mean(node: torch.fx.Node, path: str, what: str) -> None:
+    """``torch.mean`` / ``Tensor.mean`` must average over non-batch dimensions only."""
+    dim = _argument(node, 1, "dim", None)
+    try:
+        if dim is None or 0 in _dims(dim):
+            raise TypeError
+    except TypeError:
+        raise _unsupported(path, what, "only a mean over non-batch dimensions") from None
+
+
 def _check_method(node: torch.fx.Node, path: str, what: str) -> None:
     name = str(node.target)
     if name == "flatten":
-        start = _argument(node, 1, "start_dim", 0)
-        if start == 0:
-            raise _unsupported(path, what, "start_dim=0 flattens the batch dimension")
+        _check_flatten(node, path, what)
     if name == "mean":
-        dim = _argument(node, 1, "dim", None)
-        try:
-            if dim is None or 0 in _dims(dim):
-                raise TypeError
-        except TypeError:
-            raise _unsupported(path, what, "only a mean over non-batch dimensions") from None
+        _check_mean(node, path, what)
     if name == "unflatten" and _argument(node, 1, "dim", 0) == 0:
         raise _unsupported(path, what, "dim=0 is the batch dimension")
 
