@@ -82,22 +82,19 @@ class ScanResult:
         )
 
 
+_TYPE_NAMES = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "dir",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "char_device",
+    stat.S_IFBLK: "block_device",
+}
+
+
 def _type_name(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "char_device"
-    if stat.S_ISBLK(mode):
-        return "block_device"
-    return "other"
+    return _TYPE_NAMES.get(stat.S_IFMT(mode), "other")
 
 
 def safe_text(raw: bytes) -> str:
