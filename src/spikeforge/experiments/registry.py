@@ -19,6 +19,7 @@ __all__ = ["GROUPS", "Command", "collect_commands"]
 GROUPS: dict[str, tuple[str, str]] = {
     "reproduce": ("reproduce a paper experiment", "experiment"),
     "data": ("data set utilities", "action"),
+    "files": ("file metadata: scan a tree, build debfiles, train and apply classifiers", "action"),
 }
 """Command groups: name -> (help, argparse ``dest`` of the chosen subcommand)."""
 
