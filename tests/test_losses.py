@@ -17,6 +17,7 @@ from spikeforge.losses import (
     smooth_labels,
     tet_loss,
     tet_s_loss,
+    van_rossum_cdist,
     van_rossum_distance,
 )
 
@@ -120,47 +121,117 @@ def test_target_checks() -> None:
         lts_loss(o, torch.tensor([0.0]))
 
 
-def test_van_rossum_hand_computed() -> None:
-    one = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64).reshape(3, 1, 1)
-    none = torch.zeros_like(one)
-    # tau = dt = 1: f = (1, e^-1, e^-2), D^2 = 1 + e^-2 + e^-4
-    d2 = 1 + math.exp(-2) + math.exp(-4)
-    assert float(van_rossum_distance(one, none, tau=1.0, squared=True)) == pytest.approx(d2)
-    assert float(van_rossum_distance(one, none, tau=1.0)) == pytest.approx(math.sqrt(d2))
-    assert float(van_rossum_distance(one, one, tau=1.0)) == 0.0
-    # a spike at t = 0 against one at t = 1, tau = 2: diff f = (1, q - 1), q = e^-1/2
-    a = torch.tensor([1.0, 0.0]).reshape(2, 1, 1)
-    b = torch.tensor([0.0, 1.0]).reshape(2, 1, 1)
-    q = math.exp(-0.5)
-    expected = 0.5 * (1 + (q - 1) ** 2)
-    assert float(van_rossum_distance(a, b, tau=2.0, squared=True)) == pytest.approx(expected)
+def closed_form(a: list[float], b: list[float], tau: float) -> float:
+    """Spike-time formula of spec §3.8, independent of the grid implementation."""
+
+    def k(xs: list[float], ys: list[float]) -> float:
+        return sum(math.exp(-abs(x - y) / tau) for x in xs for y in ys)
+
+    return 0.5 * (k(a, a) + k(b, b) - 2 * k(a, b))
 
 
-def test_van_rossum_large_tau_single_spike_tends_to_half_and_reductions() -> None:
-    t = 4000
-    a = torch.zeros(t, 1, 1, dtype=torch.float64)
-    a[0] = 1.0
-    d2 = van_rossum_distance(a, torch.zeros_like(a), tau=200.0, squared=True)
-    assert float(d2) == pytest.approx(0.5, rel=1e-2)
-    # [T, B, N]: per-sample sums over neurons; reductions over the batch
-    s = torch.zeros(3, 2, 2, dtype=torch.float64)
-    s[0, 0, 0] = s[0, 0, 1] = s[1, 1, 0] = 1.0
-    per = van_rossum_distance(s, torch.zeros_like(s), tau=1.0, squared=True, reduction="none")
-    one = 1 + math.exp(-2) + math.exp(-4)
-    assert per.tolist() == pytest.approx([2 * one, 1 + math.exp(-2)])
-    total = van_rossum_distance(s, torch.zeros_like(s), tau=1.0, squared=True, reduction="sum")
-    assert float(total) == pytest.approx(sum(per.tolist()))
+def times_of(train: torch.Tensor, dt: float) -> list[float]:
+    return [float(t) * dt for t in torch.nonzero(train).flatten().tolist()]
+
+
+def test_van_rossum_spec_example_and_not_the_riemann_sum() -> None:
+    # spec §3.8: spikes at 1, 5, 9 against 2, 6; tau = 3, dt = 1
+    a = torch.zeros(12, 1, 1, dtype=torch.float64)
+    b = torch.zeros_like(a)
+    a[[1, 5, 9]] = 1.0
+    b[[2, 6]] = 1.0
+    d2 = float(van_rossum_distance(a, b, tau=3.0, squared=True))
+    assert d2 == pytest.approx(closed_form([1, 5, 9], [2, 6], 3.0), abs=1e-14)
+    # the biased rectangle rule sum tr^2 dt/tau differs a lot at dt = 1
+    q, tr, riemann = math.exp(-1 / 3), 0.0, 0.0
+    for t in range(12):
+        tr = q * tr + float(a[t] - b[t])
+        riemann += tr * tr / 3
+    assert abs(riemann - d2) > 0.2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_van_rossum_discrete_equals_closed_form_on_random_grids(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    t_steps, batch, neurons = 40, 3, 4
+    dt = [1.0, 0.5, 2.0, 1.0, 0.25][seed]
+    tau = [5.0, 3.0, 1.0, 17.0, 0.7][seed]
+    a = (torch.rand(t_steps, batch, neurons, generator=g) < 0.15).double()
+    b = (torch.rand(t_steps, batch, neurons, generator=g) < 0.15).double()
+    got = van_rossum_distance(a, b, tau=tau, dt=dt, squared=True, reduction="none")
+    for i in range(batch):
+        expected = sum(
+            closed_form(times_of(a[:, i, n], dt), times_of(b[:, i, n], dt), tau)
+            for n in range(neurons)
+        )
+        assert abs(float(got[i]) - expected) < 1e-12
+    # the pairwise form agrees with the direct one
+    cd = van_rossum_cdist(a, b, tau=tau, dt=dt)
+    assert cd.shape == (batch, batch)
+    torch.testing.assert_close(cd.diagonal(), got, rtol=1e-10, atol=1e-10)
+    d_other = van_rossum_distance(
+        a, b[:, [1, 2, 0]], tau=tau, dt=dt, squared=True, reduction="none"
+    )
+    torch.testing.assert_close(cd[[0, 1, 2], [1, 2, 0]], d_other, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("t_steps", "tau", "when"), [(1, 5.0, 0), (64, 5.0, 63), (8, 0.3, 2)])
+def test_van_rossum_one_unmatched_spike_is_half(t_steps: int, tau: float, when: int) -> None:
+    a = torch.zeros(t_steps, 1, 1, dtype=torch.float64)
+    a[when] = 1.0
+    none = torch.zeros_like(a)
+    assert float(van_rossum_distance(a, none, tau=tau, squared=True)) == pytest.approx(
+        0.5, abs=1e-14
+    )
+    assert float(van_rossum_distance(a, none, tau=tau)) == pytest.approx(math.sqrt(0.5))
+
+
+def test_van_rossum_symmetric_zero_iff_identical_and_reductions() -> None:
+    g = torch.Generator().manual_seed(3)
+    a = (torch.rand(20, 6, 5, generator=g) < 0.2).double()
+    b = (torch.rand(20, 6, 5, generator=g) < 0.2).double()
+    b[:, 0] = a[:, 0]  # sample 0 identical
+    ab = van_rossum_distance(a, b, squared=True, reduction="none")
+    ba = van_rossum_distance(b, a, squared=True, reduction="none")
+    torch.testing.assert_close(ab, ba, rtol=0, atol=1e-14)
+    assert float(ab[0]) == 0.0
+    assert bool((ab[1:] > 1e-6).all())  # differing rasters: strictly positive
+    # any single moved spike is detected
+    c = a.clone()
+    c[0, 1, 2] = 1.0 - c[0, 1, 2]
+    assert float(van_rossum_distance(a, c, squared=True, reduction="none")[1]) > 0.1
+    assert float(van_rossum_distance(a, b, squared=True, reduction="sum")) == pytest.approx(
+        float(ab.sum())
+    )
+    assert float(van_rossum_distance(a, b, squared=True)) == pytest.approx(float(ab.mean()))
+    torch.testing.assert_close(van_rossum_distance(a, b, reduction="none"), ab.sqrt())
+    with pytest.raises(ValueError, match="reduction"):
+        van_rossum_distance(a, b, reduction="max")  # type: ignore[arg-type]
 
 
 def test_van_rossum_gradient_and_checks() -> None:
-    a = torch.tensor([0.0, 1.0, 0.0]).reshape(3, 1, 1).requires_grad_(True)
-    van_rossum_distance(a, torch.zeros(3, 1, 1), tau=1.0, squared=True).backward()
-    # d/ds[t] of sum_k f[k]^2 with f[k] = sum_{j<=k} e^-(k-j) s[j]: 2 * sum_{k>=t} f[k] e^-(k-t)
-    e = math.exp(-1)
-    f = [0.0, 1.0, e]
-    expected = [2 * sum(f[k] * e ** (k - t) for k in range(t, 3)) for t in range(3)]
-    assert a.grad.flatten().tolist() == pytest.approx(expected)
+    a = torch.tensor([0.0, 1.0, 0.0]).double().reshape(3, 1, 1).requires_grad_(True)
+    van_rossum_distance(a, torch.zeros(3, 1, 1).double(), tau=1.0, squared=True).backward()
+    # D^2 = sum_k w_k f[k]^2, f[k] = sum_{j<=k} q^(k-j) s[j]
+    # dD^2/ds[t] = 2 sum_{k>=t} w_k f[k] q^(k-t)
+    q = math.exp(-1)
+    c = 1 - q * q
+    w = [c / 2, c / 2, 0.5]
+    f = [0.0, 1.0, q]
+    expected = [2 * sum(w[k] * f[k] * q ** (k - t) for k in range(t, 3)) for t in range(3)]
+    assert a.grad is not None
+    assert a.grad.flatten().tolist() == pytest.approx(expected, abs=1e-14)
+    # the gradient of the pairwise form flows too, and matches the direct one
+    s = torch.rand(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    tgt = (torch.rand(6, 4, 3, dtype=torch.float64) < 0.3).double()
+    van_rossum_cdist(s, tgt)[:, 1].sum().backward()
+    g1 = s.grad.clone()
+    s.grad = None
+    van_rossum_distance(s, tgt[:, [1, 1]], squared=True, reduction="sum").backward()
+    torch.testing.assert_close(g1, s.grad)
     with pytest.raises(ValueError, match="shapes"):
         van_rossum_distance(torch.zeros(2, 1), torch.zeros(3, 1))
     with pytest.raises(ValueError, match="positive"):
         van_rossum_distance(torch.zeros(2, 1), torch.zeros(2, 1), tau=0.0)
+    with pytest.raises(ValueError, match="neuron shapes"):
+        van_rossum_cdist(torch.zeros(2, 1, 3), torch.zeros(2, 1, 4))
