@@ -265,11 +265,13 @@ def build_debfiles(
     dpkg_dir: str | os.PathLike[str] = Path("/var/lib/dpkg"),
     root: str | os.PathLike[str] = Path("/"),
     progress: Callable[[str], None] | None = None,
+    cap: int = CAP,
 ) -> BuildReport:
     """Build ``out`` (a ``.csv.gz``) from the dpkg database ``dpkg_dir`` and the file tree under
     ``root``, keeping only packages whose ``name=version`` is a line of ``manifest``.
 
-    ``progress``, when given, is called with a short message per phase. Returns a
+    ``progress``, when given, is called with a short message per phase; ``cap`` is the
+    per-package row limit (spec: :data:`CAP` = 2,000). Returns a
     :class:`BuildReport`; raises ``FileNotFoundError`` only when ``manifest``,
     ``dpkg_dir/status`` or ``dpkg_dir/info`` is missing."""
     start = time.perf_counter()
@@ -295,7 +297,6 @@ def build_debfiles(
     list_files = sorted(p.name for p in info.iterdir() if p.name.endswith(".list"))
     say(f"{len(list_files)} .list files")
     seen_paths: set[str] = set()
-    found: set[str] = set()
     by_package: dict[str, list[dict[str, Any]]] = {}
     for list_name in list_files:
         stem = list_name[: -len(".list")]
@@ -308,7 +309,6 @@ def build_debfiles(
         if fields is None or f"{name}={version}" not in wanted:
             skipped["not_in_manifest"] += 1
             continue
-        found.add(f"{name}={version}")
         md5 = {
             "/" + line.split(None, 1)[1].strip().lstrip("/")
             for line in _lines(info / f"{stem}.md5sums")
@@ -368,10 +368,10 @@ def build_debfiles(
 
     kept: list[dict[str, Any]] = []
     for rows in by_package.values():
-        if len(rows) > CAP:
+        if len(rows) > cap:
             rows.sort(key=lambda r: (_crc32(r["path"]), r["path"]))
-            skipped["over_cap"] += len(rows) - CAP
-            rows = rows[:CAP]
+            skipped["over_cap"] += len(rows) - cap
+            rows = rows[:cap]
         kept.extend(rows)
     kept.sort(key=lambda r: r["path"])
 
@@ -380,7 +380,10 @@ def build_debfiles(
     report.rows = len(kept)
     report.packages = len(by_package)
     report.skipped = dict(skipped)
-    report.missing_from_system = sorted(wanted - found)
+    installed = {
+        f"{pkg}={f.get('Version', '')}" for (pkg, _a), f in status.items() if _is_installed(f)
+    }
+    report.missing_from_system = sorted(wanted - installed)
     report.sha256 = hashlib.sha256(data).hexdigest()
     report.seconds = time.perf_counter() - start
     say(f"wrote {report.rows} rows")
