@@ -390,3 +390,18 @@ def test_full_rebuild_matches_the_fixture(tmp_path: Path) -> None:
         f"rebuild equals the fixture except the mtime of {differ.size} files modified after "
         "installation on this machine (e.g. provisioning touched them); hash not comparable"
     )
+
+
+def test_cli_build_debfiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spikeforge.cli import main
+
+    dpkg, root, manifest = _tree(tmp_path)
+    out = tmp_path / "cli" / "debfiles.csv.gz"
+    argv = ["files", "build-debfiles", str(out), "--manifest", str(manifest)]
+    assert main([*argv, "--dpkg-dir", str(dpkg), "--root", str(root), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    digest = hashlib.sha256(gzip.decompress(out.read_bytes())).hexdigest()
+    assert "12 rows from 3 packages" in printed and f"SHA-256 {digest}" in printed
+    assert "differs from the canonical" in printed
+    assert main([*argv, "--dpkg-dir", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -311,3 +311,16 @@ def test_plain_csv_is_read(tmp_path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
     assert len(load_debfiles(path, verify=False)) == 59
     assert dbf.default_debfiles_path(tmp_path) == tmp_path / "debfiles" / "debfiles.csv.gz"
+
+
+def test_data_verify_checks_debfiles(
+    tmp_path: Path, fixture_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spikeforge.cli import main
+
+    (tmp_path / "debfiles").mkdir()
+    shutil.copy(fixture_path, tmp_path / "debfiles" / "debfiles.csv.gz")
+    assert main(["data", "verify", "--data-dir", str(tmp_path)]) == 2  # no MNIST here
+    printed = capsys.readouterr().out
+    assert "mnist" in printed and "FAILED" in printed
+    assert "40036 rows    checksum OK" in printed
