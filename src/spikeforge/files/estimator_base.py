@@ -21,7 +21,7 @@ A model fitted on records predicts records; one fitted on arrays predicts arrays
 
 **Encoding once.** Inputs are encoded into an :class:`EventCache`: the records' spikes as a sparse
 event list (CSR over records: ``ptr [n + 1]``, ``neurons [E]`` int32, ``times [E]`` int16, each
-record's events unique and sorted by (time, neuron)); 4 bytes per spike instead of
+no (neuron, time) event twice in a record); 4 bytes per spike instead of
 ``T·N·4`` bytes per record dense (debfiles: ~400 spikes against 64·470 slots per record).
 Mini-batches are densified on demand, :meth:`EventCache.dense` -> ``[T, B, N]`` float32 0/1, or
 taken as events, :meth:`EventCache.coo` -> ``(t, b, n)`` for event-driven layers. Values repeated
@@ -80,7 +80,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from spikeforge.encoding import EncodingError, KeyValueEncoder
+from spikeforge.encoding import EncodingError, KeyValueEncoder, TileEncoder, TokenSetEncoder
+from spikeforge.encoding.categorical import is_missing
+from spikeforge.encoding.tiles import to_float
 
 __all__ = [
     "EventCache",
@@ -97,8 +99,9 @@ class EventCache:
     """Spikes of ``n`` records as a sparse event list (CSR over records).
 
     ``ptr [n + 1]`` int64: record ``i``'s events are ``ptr[i]:ptr[i + 1]``; ``neurons [E]`` int32
-    and ``times [E]`` int16 (int32 when ``n_steps > 32767``), unique and sorted by (time, neuron)
-    within a record; ``n_steps`` T and ``n_inputs`` N fix the dense shape ``[T, B, N]``.
+    and ``times [E]`` int16 (int32 when ``n_steps > 32767``), no (neuron, time) twice within a
+    record (order within a record: key by key, no other guarantee); ``n_steps`` T and
+    ``n_inputs`` N fix the dense shape ``[T, B, N]``.
     """
 
     ptr: np.ndarray
@@ -170,6 +173,54 @@ def _dedupe_key(value: Any) -> Any:
     return key
 
 
+def _distinct(
+    records: Sequence[Mapping[str, Any]], key: str, nan: str
+) -> tuple[list[Any], np.ndarray]:
+    """``(distinct values, inverse [n])`` of ``key`` over ``records`` (NaN -> missing when
+    ``nan="missing"``, else an error, as in :class:`KeyValueEncoder`)."""
+    ids: dict[Any, int] = {}
+    values: list[Any] = []
+    inv = np.empty(len(records), dtype=np.int64)
+    for i, record in enumerate(records):
+        v = record.get(key)
+        if isinstance(v, float) and v != v:  # NaN
+            if nan != "missing":
+                raise EncodingError(
+                    f"key {key!r}: value is NaN (use None or '' for missing, or nan='missing')"
+                )
+            v = None
+        dk = _dedupe_key(v)
+        j = ids.get(dk) if dk is not None else None
+        if j is None:
+            j = len(values)
+            values.append(v)
+            if dk is not None:
+                ids[dk] = j
+        inv[i] = j
+    return values, inv
+
+
+def _value_events(enc: Any, values: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``enc.events(v)`` of every value; numeric keys with many values are binned at once (one
+    ``events`` call per bin) when the tile encoder exposes its transform ``g``."""
+    g = getattr(enc, "g", None)
+    if not isinstance(enc, TileEncoder) or g is None or len(values) <= enc.n_bins:
+        return [enc.events(v) for v in values]
+    present = [i for i, v in enumerate(values) if not is_missing(v)]
+    xs = np.array([to_float(enc.key, values[i]) for i in present], dtype=np.float64)
+    assert enc.lo_ is not None and enc.delta_ is not None
+    bins = np.clip(np.floor((g(xs) - enc.lo_) / enc.delta_), 0, enc.n_bins - 1).astype(np.int64)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    out: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(values)
+    by_bin: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i, b in zip(present, bins.tolist(), strict=True):
+        hit = by_bin.get(b)
+        if hit is None:
+            hit = by_bin[b] = enc.events(values[i])
+        out[i] = hit
+    return out
+
+
 def encode_events(
     encoder: KeyValueEncoder,
     records: Sequence[Mapping[str, Any]] | None = None,
@@ -201,7 +252,7 @@ def encode_events(
     else:
         raise ValueError("pass records or columns")
     t_steps, n_in = encoder.n_steps, encoder.n_inputs
-    codes = []  # per key: int64 codes rec·(T·N) + t·N + n of every event
+    per_key = []  # per key: (record lengths [n], flat t·N + n of the distinct values, starts, inv)
     for key in keys:
         enc, offset = sub[key], layout[key].start
         if columns is not None:
@@ -210,43 +261,37 @@ def encode_events(
             values: list[Any] = [v.item() if hasattr(v, "item") else v for v in uniq]
             inv = inv.reshape(-1)
         else:
-            ids: dict[Any, int] = {}
-            values, inv_list = [], []
-            for record in records:  # type: ignore[union-attr]
-                v = record.get(key)
-                if isinstance(v, float) and v != v:  # NaN
-                    if encoder.nan != "missing":
-                        raise EncodingError(
-                            f"key {key!r}: value is NaN (use None or '' for missing, or "
-                            "nan='missing')"
-                        )
-                    v = None
-                dk = _dedupe_key(v)
-                j = ids.get(dk) if dk is not None else None
-                if j is None:
-                    j = len(values)
-                    values.append(v)
-                    if dk is not None:
-                        ids[dk] = j
-                inv_list.append(j)
-            inv = np.asarray(inv_list, dtype=np.int64)
-        ev = [enc.events(v) for v in values]
-        lens = np.array([e[0].shape[0] for e in ev], dtype=np.int64)
-        if lens.sum() == 0:
-            continue
-        flat = np.concatenate([e[1] * n_in + e[0] + offset for e in ev])  # t·N + n
-        ustart = np.cumsum(lens) - lens
-        rec_lens = lens[inv]
-        total = int(rec_lens.sum())
-        first = np.cumsum(rec_lens) - rec_lens
-        pos = np.arange(total, dtype=np.int64) + np.repeat(ustart[inv] - first, rec_lens)
-        rec = np.repeat(np.arange(n, dtype=np.int64), rec_lens)
-        codes.append(rec * (t_steps * n_in) + flat[pos])
-    code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
-    rec, within = np.divmod(code, t_steps * n_in)
-    times, neurons = np.divmod(within, n_in)
+            values, inv = _distinct(records, key, encoder.nan)  # type: ignore[arg-type]
+        dedupe = isinstance(enc, TokenSetEncoder)  # tokens may share (neuron, time)
+        memo: dict[tuple[int, int], np.ndarray] = {}  # values of one bin share their arrays
+        flat_parts = []
+        events = _value_events(enc, values)  # keeps the arrays alive: their ids stay unique
+        for nn, t in events:
+            f = memo.get((id(nn), id(t)))
+            if f is None:
+                f = t * n_in + nn + offset
+                f = memo[(id(nn), id(t))] = np.unique(f) if dedupe else f
+            flat_parts.append(f)
+        lens = np.array([f.shape[0] for f in flat_parts], dtype=np.int64)
+        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, dtype=np.int64)
+        per_key.append((lens[inv], flat, np.cumsum(lens) - lens, inv))
+    counts = np.zeros(n, dtype=np.int64)
+    for rec_lens, *_ in per_key:
+        counts += rec_lens
     ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rec, minlength=n), out=ptr[1:])
+    np.cumsum(counts, out=ptr[1:])
+    code = np.empty(int(ptr[-1]), dtype=np.int64)
+    block = ptr[:-1].copy()  # where the next key's events of each record go
+    for rec_lens, flat, ustart, inv in per_key:
+        total = int(rec_lens.sum())
+        if total:
+            first = np.cumsum(rec_lens) - rec_lens
+            within = np.arange(total, dtype=np.int64) - np.repeat(first, rec_lens)
+            code[np.repeat(block, rec_lens) + within] = flat[
+                np.repeat(ustart[inv], rec_lens) + within
+            ]
+        block += rec_lens
+    times, neurons = np.divmod(code, n_in)
     tdtype = np.int16 if t_steps <= np.iinfo(np.int16).max else np.int32
     return EventCache(ptr, neurons.astype(np.int32), times.astype(tdtype), t_steps, n_in)
 
