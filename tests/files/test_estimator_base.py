@@ -160,6 +160,13 @@ def test_validation_split_grouped_and_stratified() -> None:
     assert np.bincount(y[va]).tolist() == [5, 5, 5, 5]
     tr, va = validation_split(y, 0.0, rng)
     assert len(va) == 0
+    # a rare class living in one small group stays in training
+    y_rare = np.zeros(200, dtype=np.int64)
+    y_rare[:3] = 1
+    groups = np.arange(200) // 4  # the rare class is group 0 only
+    for seed in range(10):
+        tr, _ = validation_split(y_rare, 0.3, np.random.default_rng(seed), groups)
+        assert 1 in set(y_rare[tr].tolist())
     batches = list(iter_batches(10, 4, np.random.default_rng(1)))
     assert [len(b) for b in batches] == [4, 4, 2]
     assert sorted(np.concatenate(batches).tolist()) == list(range(10))
@@ -171,6 +178,7 @@ def test_class_weight_vector() -> None:
     np.testing.assert_allclose(class_weight_vector(None, classes, y), [1, 1])
     np.testing.assert_allclose(class_weight_vector("balanced", classes, y), [4 / 6, 2.0])
     np.testing.assert_allclose(class_weight_vector({"b": 3.0}, classes, y), [1, 3])
+    np.testing.assert_allclose(class_weight_vector("balanced", classes, np.zeros(4, int)), [0.5, 1])
     with pytest.raises(ValueError):
         class_weight_vector("heavy", classes, y)
 

@@ -71,7 +71,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_consistent_length,
@@ -308,6 +307,9 @@ def iter_batches(
         yield order[start : start + batch_size]
 
 
+_SPLIT_TRIES = 20
+
+
 def validation_split(
     y: np.ndarray,
     fraction: float,
@@ -317,7 +319,9 @@ def validation_split(
     """``(train_idx, val_idx)``: about ``fraction`` of the samples held out for validation.
 
     With ``groups`` whole groups are held out (no group on both sides; e.g. the debfiles
-    packages, spec §4.4): groups are shuffled and taken until the fraction is reached. Without,
+    packages, spec §4.4): groups are shuffled and taken until the fraction is reached; of up to
+    20 shuffles the first that leaves every class in the training part is kept (else the one
+    leaving the most classes). Without,
     a stratified split (each class keeps at least one training sample; classes with a single
     sample stay in training). ``fraction = 0`` or too few samples give an empty validation set.
     """
@@ -332,16 +336,27 @@ def validation_split(
         if g.shape[0] != n:
             raise ValueError(f"groups has {g.shape[0]} entries for {n} samples")
         uniq, inv = np.unique(g, return_inverse=True)
+        inv = inv.reshape(-1)
         if uniq.shape[0] < 2:
             return everything, everything[:0]
-        sizes = np.bincount(inv.reshape(-1))
-        order = rng.permutation(uniq.shape[0])
-        taken = np.cumsum(sizes[order])
-        k = max(1, int(np.searchsorted(taken, fraction * n, side="left")) + 1)
-        k = min(k, uniq.shape[0] - 1)
-        val_groups = np.zeros(uniq.shape[0], dtype=bool)
-        val_groups[order[:k]] = True
-        is_val = val_groups[inv.reshape(-1)]
+        sizes = np.bincount(inv)
+        n_classes = np.unique(y).shape[0]
+        best: tuple[int, np.ndarray] | None = None
+        for _ in range(_SPLIT_TRIES):
+            order = rng.permutation(uniq.shape[0])
+            taken = np.cumsum(sizes[order])
+            k = max(1, int(np.searchsorted(taken, fraction * n, side="left")) + 1)
+            k = min(k, uniq.shape[0] - 1)
+            val_groups = np.zeros(uniq.shape[0], dtype=bool)
+            val_groups[order[:k]] = True
+            is_val = val_groups[inv]
+            kept = np.unique(y[~is_val]).shape[0]
+            if best is None or kept > best[0]:
+                best = (kept, is_val)
+            if kept == n_classes:
+                break
+        assert best is not None
+        is_val = best[1]
         return everything[~is_val], everything[is_val]
     is_val = np.zeros(n, dtype=bool)
     for c in np.unique(y):
@@ -355,13 +370,24 @@ def class_weight_vector(
     class_weight: str | Mapping[Any, float] | None, classes: np.ndarray, y: np.ndarray
 ) -> np.ndarray:
     """Per-class loss weights ``[C]`` float64 for encoded labels ``y`` (``0..C-1``):
-    ``None`` -> ones, ``"balanced"`` -> ``n / (C·count_c)``, or a dict ``label -> weight``
-    (missing labels weigh 1)."""
+    ``None`` -> ones, ``"balanced"`` -> ``n / (C·count_c)`` (as scikit-learn; a class absent
+    from ``y`` weighs 1), or a dict ``label -> weight`` (missing labels weigh 1)."""
+    n_classes = classes.shape[0]
     if class_weight is None:
-        return np.ones(classes.shape[0])
-    if isinstance(class_weight, str) and class_weight != "balanced":
+        return np.ones(n_classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}"
+            )
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+        w = np.ones(n_classes)
+        present = counts > 0
+        w[present] = y.shape[0] / (n_classes * counts[present])
+        return w
+    if not isinstance(class_weight, Mapping):
         raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
-    return compute_class_weight(class_weight, classes=classes, y=classes[y])
+    return np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
 
 
 def _is_records(X: Any) -> bool:
