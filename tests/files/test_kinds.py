@@ -141,6 +141,19 @@ def test_rule14_c_preprocessor(line: bytes) -> None:
     assert classify(head, len(head)) == "c_source"
 
 
+@pytest.mark.parametrize(
+    "line", [b"# included from the main file", b"# defined by the admin", b"#includes"]
+)
+def test_rule14_needs_a_whole_directive_word(line: bytes) -> None:
+    head = b"# config\n" + line + b"\n"
+    assert classify(head, len(head)) == "text"
+
+
+def test_rule14_whitespace_may_include_a_newline() -> None:
+    head = b"set(A 1)\n#\ninclude(CTest)\n"  # cmake: the reference build calls this C
+    assert classify(head, len(head)) == "c_source"
+
+
 def test_rule15_text() -> None:
     assert classify(b"Just some words.\n", 17) == "text"
 

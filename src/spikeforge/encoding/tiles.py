@@ -92,7 +92,8 @@ class TileEncoder:
         self._bin_cache: dict[int, Events] = {}
 
     # fitting -----------------------------------------------------------------------------
-    def _g(self, x: np.ndarray) -> np.ndarray:
+    def g(self, x: np.ndarray) -> np.ndarray:
+        """The transform ``g`` of float values ``x`` (any shape); ``"quantile"`` needs :meth:`fit`."""
         if self.transform_name == "log1p":
             if np.any(x <= -1):
                 raise EncodingError(f"key {self.key!r}: log1p needs values > -1")
@@ -117,7 +118,7 @@ class TileEncoder:
             self._ranks = np.linspace(0.0, 1.0, self.quantiles_.size)
             self._neg_q = -self.quantiles_[::-1]
             self._neg_ranks = -self._ranks[::-1]
-        g = self._g(xs)
+        g = self.g(xs)
         lo, hi = float(g.min()), float(g.max())
         self.lo_ = lo
         self.delta_ = (hi - lo) / self.n_bins if hi > lo else 1.0
@@ -132,7 +133,7 @@ class TileEncoder:
         """The bin ``b`` in ``{0, ..., n_bins - 1}`` of a non-missing value (clipped)."""
         if self.lo_ is None or self.delta_ is None:
             raise NotFittedError(f"key {self.key!r}: TileEncoder is not fitted; call fit first")
-        g = float(self._g(np.array([to_float(self.key, value)]))[0])
+        g = float(self.g(np.array([to_float(self.key, value)]))[0])
         return min(max(math.floor((g - self.lo_) / self.delta_), 0), self.n_bins - 1)
 
     def cells(self, b: int) -> np.ndarray:

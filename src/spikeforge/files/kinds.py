@@ -51,7 +51,9 @@ _SHELL = re.compile(rb"\b(sh|bash|dash|zsh|ksh)\b")
 _PYTHON = re.compile(
     rb"^(import \w|from [\w.]+ import |def \w+\(|class \w+[(:]|if __name__ ==)", re.MULTILINE
 )
-_C_PREPROCESSOR = re.compile(rb"^[ \t]*#[ \t]*(include|define|ifndef|ifdef|pragma)", re.MULTILINE)
+# ``\s`` (newline included) around ``#`` and a word boundary after the directive: the rule of the
+# reference build of the debfiles fixture (``# included ...`` in a config file is not C).
+_C_PREPROCESSOR = re.compile(rb"^\s*#\s*(include|define|ifndef|ifdef|pragma)\b", re.MULTILINE)
 
 
 def elf_kind(head: bytes) -> str:
