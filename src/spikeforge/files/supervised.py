@@ -32,7 +32,12 @@ both weight matrices are held by differential pairs, ``w = w_scale·(G⁺ − G�
 optimiser step the desired weight change (Adam's Δw) is applied through the device model
 (in-situ or mixed precision, as the config says) and the realised weights are copied back into
 the network. Biases stay float (they are not synapses). With quantisation off, no noise and no
-bound reached, this is float training (equal to the rounding of one extra addition per update).
+bound reached, this is float training: the weights agree to float rounding (a pair adds one
+rounding per update; measured ≤ 3e-7 after 3 epochs in float32) and the outputs are identical
+(tested). Choose ``w_scale`` so that the initial weights (about ``N(0, σ₁²)``) fit in
+``±w_scale·(g_max − g_min)``. Note: with in-situ programming and round-to-nearest, Adam steps
+smaller than half a pulse (``lr ≪ w_scale·δ``) never program a device; use
+``mode="mixed_precision"`` or ``stochastic_rounding=True``.
 """
 
 from __future__ import annotations
