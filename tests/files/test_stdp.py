@@ -95,7 +95,7 @@ def reference_stdp(
             for i in range(n_out):
                 for j in range(n_in):
                     w[i][j] = min(1.0, max(0.0, w[i][j] + dw[i][j]))
-                theta[i] = theta[i] * dth + theta_plus * spikes_per_neuron[i]
+                theta[i] = theta[i] * dth + theta_plus * threshold * spikes_per_neuron[i]
         if norm is not None:
             for i in range(n_out):
                 total = sum(w[i])
@@ -179,7 +179,8 @@ def test_trace_updates_against_scalar_reference() -> None:
         out = torch.zeros(3, 2, dtype=torch.float64)
         post_i = torch.tensor([i for i in range(2) if z[i]], dtype=torch.long)
         post_b = torch.zeros_like(post_i)
-        learner.step(torch.tensor([s], dtype=torch.float64), post_b, post_i, w_t, 0, 1, out)
+        pre_b, pre_j = torch.tensor([s]).nonzero(as_tuple=True)
+        learner.step(pre_b, pre_j, post_b, post_i, w_t, 0, 1, out)
         x = [xj * math.exp(-1 / 3) + sj for xj, sj in zip(x, s, strict=True)]
         yd = [yi * math.exp(-1 / 7) for yi in y]
         for i in range(2):
@@ -302,7 +303,12 @@ SMALL = {"n_neurons": 12, "epochs": 1, "batch_size": 32, "threshold": 2.0}
 
 
 @parametrize_with_checks(
-    [STDPClassifier(random_state=0, readout="logistic", **SMALL)],
+    [STDPClassifier(random_state=0, readout="logistic"), STDPClassifier(random_state=0)],
+    expected_failed_checks=lambda est: (
+        {"check_classifiers_train": "the unsupervised vote readout scores ~0.8 < 0.83 on blobs"}
+        if est.readout == "vote"
+        else {}
+    ),
 )
 def test_sklearn_compatible(estimator: Any, check: Any) -> None:
     check(estimator)

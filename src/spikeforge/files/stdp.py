@@ -17,7 +17,8 @@ Per step ``t`` and record ``b``:
    the lowest index), no other neuron of the record spikes in that step;
 4. lateral inhibition: in a record with a winner **all** neurons are reset to 0 (the winner by
    its own reset, the others by inhibition); otherwise ``V = H``;
-5. homeostasis: ``θ ← θ·exp(−1/τ_θ) + α_θ·(spikes of the step)``.
+5. homeostasis: ``θ ← θ·exp(−1/τ_θ) + α_θ·ϑ·(spikes of the step)`` (α_θ = ``theta_plus`` is
+   relative to the base threshold: the spec's α_θ = 0.05 at ϑ = 1).
 
 Membrane potentials start at 0 for every record (per-record state); ``W`` and ``θ`` persist.
 
@@ -98,6 +99,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from torch import Tensor
+from torch.nn import functional as F
 
 from spikeforge.files.estimator_base import EventCache, SpikingClassifierBase, iter_batches
 from spikeforge.files.memristive import MemristiveArray, MemristiveSynapse
@@ -147,31 +149,32 @@ class TraceLearner:
 
     def step(
         self,
-        pre: Tensor,
+        pre_b: Tensor,
+        pre_j: Tensor,
         post_b: Tensor,
         post_i: Tensor,
         w_t: Tensor,
         lo: float,
         hi: float,
         out: Tensor,
-        pre_events: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         """One time step of the rule (module docstring), for the batch.
 
         Args:
-            pre: pre spikes of the step ``[B, N_in]`` (0/1).
+            pre_b, pre_j: the pre spikes of the step as (record, input) index pairs ``[E]``
+                (no pair twice).
             post_b, post_i: the post spikes of the step as (record, neuron) index pairs ``[K]``.
             w_t: the weights the step was computed with, **transposed** ``[N_in, N_out]``.
             lo, hi: weight bounds.
             out: ``[N_in, N_out]``; the step's ``ΔWᵀ`` (summed over the batch) is **added** to it
                 (``out`` may be ``w_t`` itself: the bound factors are read before any change).
-            pre_events: ``(b, j)`` indices of ``pre``'s spikes, if already known.
         """
         assert self.x is not None and self.y is not None, "reset() first"
         r = self.rule
-        self.x = self.x * self.d_pre + pre
+        self.x = self.x * self.d_pre
+        self.x[pre_b, pre_j] += 1.0
         y_dec = self.y * self.d_post
-        pb, pj = pre.nonzero(as_tuple=True) if pre_events is None else pre_events
+        pb, pj = pre_b, pre_j
         dep = y_dec[pb]  # [E, N_out]: y_i of the record of each pre spike
         pot = self.x[post_b].t()  # [N_in, K]: x_j of the record of each post spike
         if r.mu != 0:
@@ -192,7 +195,7 @@ class WTANetwork:
         n_neurons: N_exc (default 100).
         tau_m: membrane time constant in steps (``β = exp(−1/τ_m)``).
         threshold: base threshold ϑ.
-        theta_plus: α_θ, threshold increase per spike.
+        theta_plus: α_θ, threshold increase per spike relative to ϑ (θ_i += α_θ·ϑ).
         tau_theta: decay time constant of θ in steps (``inf``: no decay).
         w_init: initial weights ``U(w_lo, w_lo + w_init·(w_hi − w_lo))``.
         norm: row sum after each batch (None: no normalisation).
@@ -297,16 +300,32 @@ class WTANetwork:
         """
         if spikes.dim() != 3 or spikes.shape[2] != self.n_inputs:
             raise ValueError(f"spikes must be [T, B, {self.n_inputs}], got {list(spikes.shape)}")
-        spikes = spikes.to(self.dtype)
-        n_steps, batch, _ = spikes.shape
-        ev_t, ev_b, ev_n = spikes.nonzero(as_tuple=True)  # sorted by t
-        ptr = [0, *torch.bincount(ev_t, minlength=n_steps).cumsum(0).tolist()]
+        ev_t, ev_b, ev_n = (spikes != 0).nonzero(as_tuple=True)
+        return self.run_events(ev_t, ev_b, ev_n, spikes.shape[0], spikes.shape[1], learner)
+
+    @torch.no_grad()
+    def run_events(
+        self,
+        ev_t: Tensor,
+        ev_b: Tensor,
+        ev_n: Tensor,
+        n_steps: int,
+        batch: int,
+        learner: TraceLearner | None = None,
+    ) -> Tensor:
+        """:meth:`run` on input spikes given as events: int64 ``(t, b, n) [E]``, sorted by
+        ``(t, b)`` (no triple twice; the dense batch ``[T, B, N_in]`` is 1 exactly there)."""
+        rows = ev_t * batch + ev_b  # bag t·B + b: the inputs spiking in record b at step t
+        if rows.numel() and bool((rows[1:] < rows[:-1]).any()):
+            raise ValueError("events must be sorted by (t, b)")
+        offsets = torch.zeros(n_steps * batch + 1, dtype=torch.long)
+        torch.cumsum(torch.bincount(rows, minlength=n_steps * batch), 0, out=offsets[1:])
+        ptr = offsets[::batch].tolist()  # events of step t: ptr[t]:ptr[t + 1]
         v = torch.zeros(batch, self.n_neurons, dtype=self.dtype)
         out = torch.zeros(n_steps, batch, self.n_neurons, dtype=self.dtype)
         if learner is None:
             w = self._read_weight_t()
-            currents = torch.zeros(n_steps * batch, self.n_neurons, dtype=self.dtype)
-            currents.index_add_(0, ev_t * batch + ev_b, w[ev_n])
+            currents = F.embedding_bag(ev_n, w, offsets[:-1], mode="sum")
             currents = currents.view(n_steps, batch, self.n_neurons)
             for t in range(n_steps):
                 v, wb, wi = self.lif_step(v, currents[t])
@@ -316,24 +335,27 @@ class WTANetwork:
         w = self._read_weight_t()
         dw = None if self.synapses is None else torch.zeros_like(self._wt)
         for t in range(n_steps):
-            b, n = ev_b[ptr[t] : ptr[t + 1]], ev_n[ptr[t] : ptr[t + 1]]
-            current = torch.zeros(batch, self.n_neurons, dtype=self.dtype)
-            current.index_add_(0, b, w[n])
+            lo, hi = ptr[t], ptr[t + 1]
+            b, n = ev_b[lo:hi], ev_n[lo:hi]
+            bag_offsets = offsets[t * batch : (t + 1) * batch] - lo
+            current = F.embedding_bag(n, w, bag_offsets, mode="sum")
             v, wb, wi = self.lif_step(v, current)
             out[t, wb, wi] = 1.0
             if self.synapses is None:
-                learner.step(spikes[t], wb, wi, self._wt, self.w_lo, self.w_hi, self._wt, (b, n))
+                learner.step(b, n, wb, wi, self._wt, self.w_lo, self.w_hi, self._wt)
                 self._wt.clamp_(self.w_lo, self.w_hi)
                 w = self._wt
             else:
                 assert dw is not None
                 dw.zero_()
-                learner.step(spikes[t], wb, wi, self._wt, self.w_lo, self.w_hi, dw, (b, n))
+                learner.step(b, n, wb, wi, self._wt, self.w_lo, self.w_hi, dw)
                 self.synapses.apply(dw)
                 self._wt = self.synapses.weight(noisy=False)
                 w = self.synapses.weight()
             self.theta = self.theta * self.theta_decay
-            self.theta.index_add_(0, wi, torch.full(wi.shape, self.theta_plus, dtype=self.dtype))
+            self.theta.index_add_(
+                0, wi, torch.full(wi.shape, self.theta_plus * self.threshold, dtype=self.dtype)
+            )
         if self.norm is not None:
             self._normalise()
         return out
@@ -363,12 +385,22 @@ class WTANetwork:
             self.synapses.load_state_dict(state["synapses"])
             self._wt = self.synapses.weight(noisy=False)
 
+    def run_cache(
+        self, cache: EventCache, idx: np.ndarray, learner: TraceLearner | None = None
+    ) -> Tensor:
+        """:meth:`run` on the records ``idx`` of an :class:`EventCache` (never densified)."""
+        t, b, n = cache.coo(idx)  # record by record, so b ascends
+        small = t.astype(np.int16) if cache.n_steps <= 32767 else t
+        order = np.argsort(small, kind="stable")  # a radix sort for 16-bit keys
+        ev = [torch.from_numpy(a[order]) for a in (t, b, n)]
+        return self.run_events(*ev, cache.n_steps, len(idx), learner)
+
     @torch.no_grad()
     def counts(self, cache: EventCache, batch_size: int = 512) -> np.ndarray:
         """Frozen output spike counts ``[n, N_exc]`` float64 of all records of ``cache``."""
         rows = []
         for idx in iter_batches(len(cache), batch_size):
-            rows.append(self.run(cache.dense(idx)).sum(0).double().numpy())
+            rows.append(self.run_cache(cache, idx).sum(0).double().numpy())
         if not rows:
             return np.zeros((0, self.n_neurons))
         return np.concatenate(rows, axis=0)
@@ -383,7 +415,13 @@ class STDPClassifier(SpikingClassifierBase):
         n_neurons: N_exc.
         epochs: passes of unsupervised STDP over the training records.
         batch_size: records simulated together (1 = strictly sequential STDP).
-        tau_m, threshold, theta_plus, tau_theta, w_init, norm: :class:`WTANetwork`.
+        threshold: base threshold ϑ of :class:`WTANetwork`, or ``"auto"`` (default): half the
+            mean steady-state potential the training records would drive at the initial weights,
+            ``ϑ = 0.5·r̄·w̄₀/(1 − β)`` with ``r̄`` the mean input spikes per step and record and
+            ``w̄₀`` the mean initial weight (input scales differ by orders of magnitude between
+            data sets; homeostasis can raise a threshold but never lower it). ``threshold_`` holds
+            the value used.
+        tau_m, theta_plus, tau_theta, w_init, norm: :class:`WTANetwork`.
         tau_pre, tau_post, eta_plus, eta_minus, mu: :class:`STDPRule`.
         synapse: :class:`MemristiveSynapse` (single devices) or None.
         readout: ``"vote"`` or ``"logistic"``.
@@ -404,7 +442,7 @@ class STDPClassifier(SpikingClassifierBase):
         epochs: int = 1,
         batch_size: int = 64,
         tau_m: float = 10.0,
-        threshold: float = 1.0,
+        threshold: float | str = "auto",
         theta_plus: float = 0.05,
         tau_theta: float = 1e4,
         w_init: float = 0.3,
@@ -452,6 +490,13 @@ class STDPClassifier(SpikingClassifierBase):
             raise TypeError("synapse must be a MemristiveSynapse or None")
         if not self.C > 0:
             raise ValueError("C must be > 0")
+        if isinstance(self.threshold, str):
+            if self.threshold != "auto":
+                raise ValueError(
+                    f"threshold must be a number > 0 or 'auto', got {self.threshold!r}"
+                )
+        elif not self.threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
         if self.max_train_records is not None and self.max_train_records < 1:
             raise ValueError("max_train_records must be None or >= 1")
 
@@ -465,7 +510,7 @@ class STDPClassifier(SpikingClassifierBase):
             self.n_inputs_,
             int(self.n_neurons),
             tau_m=self.tau_m,
-            threshold=self.threshold,
+            threshold=1.0,
             theta_plus=self.theta_plus,
             tau_theta=self.tau_theta,
             w_init=self.w_init,
@@ -474,13 +519,15 @@ class STDPClassifier(SpikingClassifierBase):
             generator=gen,
         )
         learner = TraceLearner(rule)
+        self.threshold_ = self._threshold(cache, net)
+        net.threshold = self.threshold_
         n = len(cache)
         for _ in range(int(self.epochs)):
             pool = np.arange(n)
             if self.max_train_records is not None and self.max_train_records < n:
                 pool = rng.choice(n, size=int(self.max_train_records), replace=False)
             for idx in iter_batches(pool.shape[0], int(self.batch_size), rng):
-                net.run(cache.dense(pool[idx]), learner)
+                net.run_cache(cache, pool[idx], learner)
         self.network_ = net
         counts = net.counts(cache)
         self.train_spikes_per_record_ = float(counts.sum(1).mean())
@@ -499,6 +546,13 @@ class STDPClassifier(SpikingClassifierBase):
         else:
             self.__dict__.pop("logistic_", None)
         return self
+
+    def _threshold(self, cache: EventCache, net: WTANetwork) -> float:
+        if not isinstance(self.threshold, str):
+            return float(self.threshold)
+        rate = float(cache.n_events.mean()) / cache.n_steps if len(cache) else 0.0
+        value = 0.5 * rate * float(net.weight.mean()) / (1.0 - net.beta)
+        return value if value > 0 else 1.0
 
     def _votes(self, counts: np.ndarray) -> np.ndarray:
         n_classes = self.classes_.shape[0]
