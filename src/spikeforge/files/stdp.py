@@ -80,7 +80,8 @@ counts ``[n, N_exc]``. Readouts:
 
 * ``readout="vote"``: each neuron is assigned the class with the highest mean count on the
   training records of that class (neurons that never fire get no class); a record's score for
-  class ``c`` is the mean count of the neurons assigned to ``c`` (0 if none); ``predict`` takes the
+  class ``c`` is the mean (``vote="mean"``, default, as Diehl & Cook) or the sum
+  (``vote="sum"``) of the counts of the neurons assigned to ``c`` (0 if none); ``predict`` takes the
   largest (ties -> lowest class index; records without any output spike -> the most frequent
   training class). ``predict_proba`` = the class scores normalised to sum 1 (for records with no
   output spike: the training class frequencies). These are normalised votes, **not** calibrated
@@ -196,7 +197,9 @@ class WTANetwork:
         tau_m: membrane time constant in steps (``β = exp(−1/τ_m)``).
         threshold: base threshold ϑ.
         theta_plus: α_θ, threshold increase per spike relative to ϑ (θ_i += α_θ·ϑ).
-        tau_theta: decay time constant of θ in steps (``inf``: no decay).
+        tau_theta: decay time constant of θ in steps (``inf``: no decay); the default 300 steps is
+            about 5 records of T = 64 (slow against τ_m and the STDP traces; with 10⁴ the
+            thresholds outgrew the input on debfiles and the output fell to ~2 spikes a record).
         w_init: initial weights ``U(w_lo, w_lo + w_init·(w_hi − w_lo))``.
         norm: row sum after each batch (None: no normalisation).
         synapse: a :class:`MemristiveSynapse` for device-programmed weights (None: float).
@@ -215,7 +218,7 @@ class WTANetwork:
         tau_m: float = 10.0,
         threshold: float = 1.0,
         theta_plus: float = 0.05,
-        tau_theta: float = 1e4,
+        tau_theta: float = 300.0,
         w_init: float = 0.3,
         norm: float | None = None,
         synapse: MemristiveSynapse | None = None,
@@ -425,6 +428,8 @@ class STDPClassifier(SpikingClassifierBase):
         tau_pre, tau_post, eta_plus, eta_minus, mu: :class:`STDPRule`.
         synapse: :class:`MemristiveSynapse` (single devices) or None.
         readout: ``"vote"`` or ``"logistic"``.
+        vote: how the vote readout aggregates the counts of a class's neurons: ``"mean"``
+            (Diehl & Cook) or ``"sum"``.
         C: inverse L2 strength of the logistic readout.
         max_train_records: STDP on at most this many (randomly chosen) training records per
             epoch (None: all); the readout always uses all training records.
@@ -444,7 +449,7 @@ class STDPClassifier(SpikingClassifierBase):
         tau_m: float = 10.0,
         threshold: float | str = "auto",
         theta_plus: float = 0.05,
-        tau_theta: float = 1e4,
+        tau_theta: float = 300.0,
         w_init: float = 0.3,
         norm: float | None = None,
         tau_pre: float = 5.0,
@@ -454,6 +459,7 @@ class STDPClassifier(SpikingClassifierBase):
         mu: float = 0.0,
         synapse: MemristiveSynapse | None = None,
         readout: str = "vote",
+        vote: str = "mean",
         C: float = 1.0,
         max_train_records: int | None = None,
         random_state: Any = None,
@@ -475,6 +481,7 @@ class STDPClassifier(SpikingClassifierBase):
         self.mu = mu
         self.synapse = synapse
         self.readout = readout
+        self.vote = vote
         self.C = C
         self.max_train_records = max_train_records
         self.random_state = random_state
@@ -482,6 +489,8 @@ class STDPClassifier(SpikingClassifierBase):
     def _check_params(self) -> None:
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.vote not in ("mean", "sum"):
+            raise ValueError(f"vote must be 'mean' or 'sum', got {self.vote!r}")
         if int(self.epochs) != self.epochs or self.epochs < 0:
             raise ValueError(f"epochs must be an integer >= 0, got {self.epochs}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
@@ -560,7 +569,8 @@ class STDPClassifier(SpikingClassifierBase):
         for c in range(n_classes):
             members = self.assignments_ == c
             if members.any():
-                scores[:, c] = counts[:, members].mean(1)
+                sel = counts[:, members]
+                scores[:, c] = sel.mean(1) if self.vote == "mean" else sel.sum(1)
         return scores
 
     def _proba_from_counts(self, counts: np.ndarray) -> np.ndarray:
