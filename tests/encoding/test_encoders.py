@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -236,3 +237,26 @@ def test_tile_degenerate_and_bad_training_values() -> None:
         TileEncoder("size", "log1p").fit([None, ""])
     with pytest.raises(NotFittedError):
         TileEncoder("size", "log1p").bin(3)
+
+
+def test_fitted_state_round_trip_gives_identical_spikes() -> None:
+    schema = {"size": "numeric", "mtime": "numeric", "ext": "categorical", "dir": "tokens"}
+    rng = np.random.default_rng(3)
+    records = [
+        {"size": int(s), "mtime": int(m), "ext": e, "dir": "usr/share/doc"}
+        for s, m, e in zip(
+            rng.integers(0, 10**6, 200),
+            rng.integers(10**9, 2 * 10**9, 200),
+            rng.choice(["py", "gz", ""], 200),
+            strict=True,
+        )
+    ]
+    enc = KeyValueEncoder(schema).fit(records[:150])
+    state = json.loads(json.dumps(enc.fitted_state()))  # plain values survive JSON
+    again = KeyValueEncoder(**enc.get_params()).load_fitted_state(state)
+    assert torch.equal(enc.transform(records), again.transform(records))
+    with pytest.raises(EncodingError, match="numeric keys"):
+        KeyValueEncoder({"size": "numeric"}).load_fitted_state(state)
+    bad = dict(state, size={**state["size"], "delta": 0.0})
+    with pytest.raises(EncodingError, match="bad fitted state"):
+        KeyValueEncoder(**enc.get_params()).load_fitted_state(bad)

@@ -170,6 +170,30 @@ class KeyValueEncoder:
         self.encoders_ = encoders
         return self
 
+    def fitted_state(self) -> dict[str, dict[str, Any]]:
+        """What :meth:`fit` learned, per numeric key (:meth:`TileEncoder.fitted_state`), as plain
+        Python values; with :meth:`get_params` it rebuilds an identical encoder."""
+        return {
+            key: enc.fitted_state()
+            for key, enc in self._fitted().items()
+            if isinstance(enc, TileEncoder)
+        }
+
+    def load_fitted_state(self, state: Mapping[str, Mapping[str, Any]]) -> KeyValueEncoder:
+        """Restore :meth:`fitted_state` instead of fitting: the encoder then gives exactly the
+        spikes of the encoder that was saved. Raises :class:`EncodingError` when the numeric keys
+        differ from the schema's."""
+        encoders = self._build()
+        numeric = {k for k, enc in encoders.items() if isinstance(enc, TileEncoder)}
+        if set(state) != numeric:
+            raise EncodingError(
+                f"fitted state has numeric keys {sorted(state)}, the schema {sorted(numeric)}"
+            )
+        for key in numeric:
+            encoders[key].load_fitted_state(dict(state[key]))
+        self.encoders_ = encoders
+        return self
+
     def _fitted(self) -> dict[str, Any]:
         enc = self.__dict__.get("encoders_")
         if enc is None:

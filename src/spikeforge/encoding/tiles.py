@@ -93,7 +93,7 @@ class TileEncoder:
 
     # fitting -----------------------------------------------------------------------------
     def g(self, x: np.ndarray) -> np.ndarray:
-        """The transform ``g`` of float values ``x`` (any shape); ``"quantile"`` needs :meth:`fit`."""
+        """The transform ``g`` of float values ``x`` (any shape); ``"quantile"`` needs a fit."""
         if self.transform_name == "log1p":
             if np.any(x <= -1):
                 raise EncodingError(f"key {self.key!r}: log1p needs values > -1")
@@ -114,14 +114,41 @@ class TileEncoder:
         if xs.size == 0:
             raise EncodingError(f"key {self.key!r}: no non-missing training values to fit")
         if self.transform_name == "quantile":
-            self.quantiles_ = np.quantile(xs, np.linspace(0.0, 1.0, min(_N_QUANTILES, xs.size)))
-            self._ranks = np.linspace(0.0, 1.0, self.quantiles_.size)
-            self._neg_q = -self.quantiles_[::-1]
-            self._neg_ranks = -self._ranks[::-1]
+            self._set_quantiles(np.quantile(xs, np.linspace(0.0, 1.0, min(_N_QUANTILES, xs.size))))
         g = self.g(xs)
         lo, hi = float(g.min()), float(g.max())
         self.lo_ = lo
         self.delta_ = (hi - lo) / self.n_bins if hi > lo else 1.0
+        return self
+
+    def _set_quantiles(self, knots: np.ndarray) -> None:
+        self.quantiles_ = knots
+        self._ranks = np.linspace(0.0, 1.0, knots.size)
+        self._neg_q = -knots[::-1]
+        self._neg_ranks = -self._ranks[::-1]
+
+    def fitted_state(self) -> dict[str, Any]:
+        """What :meth:`fit` learned: ``lo``, ``delta`` and the quantile knots (a list of floats, or
+        None), plain Python values for saving."""
+        if self.lo_ is None or self.delta_ is None:
+            raise NotFittedError(f"key {self.key!r}: TileEncoder is not fitted; call fit first")
+        knots = None if self.quantiles_ is None else self.quantiles_.tolist()
+        return {"lo": self.lo_, "delta": self.delta_, "quantiles": knots}
+
+    def load_fitted_state(self, state: dict[str, Any]) -> TileEncoder:
+        """Restore :meth:`fitted_state` (the encoder then encodes exactly as after its fit)."""
+        lo, delta, knots = float(state["lo"]), float(state["delta"]), state.get("quantiles")
+        if not (math.isfinite(lo) and math.isfinite(delta) and delta > 0):
+            raise EncodingError(f"key {self.key!r}: bad fitted state lo={lo}, delta={delta}")
+        if (knots is None) != (self.transform_name != "quantile"):
+            raise EncodingError(f"key {self.key!r}: quantile knots do not match the transform")
+        if knots is not None:
+            arr = np.asarray(knots, dtype=float)
+            if arr.ndim != 1 or arr.size == 0 or np.any(np.diff(arr) < 0):
+                raise EncodingError(f"key {self.key!r}: quantile knots must be sorted floats")
+            self._set_quantiles(arr)
+        self.lo_, self.delta_ = lo, delta
+        self._bin_cache.clear()
         return self
 
     @property

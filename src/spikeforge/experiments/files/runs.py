@@ -1,0 +1,213 @@
+"""The debfiles reproduction (spec ``file-classification.md`` §3.12-3.13, §4.8): :func:`run_files`.
+
+One *unit* = (feature set, test fold, model): train on the other four package-grouped folds,
+test on the held-out one. Each finished unit is written to ``units/<features>-fold<k>-<model>.json``
+in the report folder and skipped when the folder already holds it with the same settings, so an
+interrupted run resumes where it stopped. Models:
+
+- ``snn``: :class:`~spikeforge.files.SNNClassifier` (supervised BPTT on the van Rossum
+  distance, early stopping on a package-grouped validation split, balanced class weights);
+- ``snn-memristive``: the same, every weight update through differential pairs of memristive
+  devices (:class:`~spikeforge.files.MemristiveSynapse`, 32 levels, in-situ);
+- ``stdp``: :class:`~spikeforge.files.STDPClassifier` (unsupervised STDP, logistic readout on the
+  output spike counts);
+- ``logistic``, ``linear_svm``, ``rbf_svm``: :func:`~spikeforge.files.baselines.fit_baseline`
+  on one-hot / multi-hot / standardised features of the same records (``C`` by inner grouped CV;
+  the RBF SVM on a 10,000-row subsample).
+
+Every spiking model sees the records through the same :class:`~spikeforge.encoding.KeyValueEncoder`
+(T = 64, M = 16, tile bins fitted on the training folds only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+from spikeforge.encoding import KeyValueEncoder
+from spikeforge.experiments.report import ReportFolder
+from spikeforge.files.baselines import BASELINES, fit_baseline
+from spikeforge.files.debfiles import CLASSES, FEATURE_SETS, Debfiles
+from spikeforge.files.memristive import MemristiveSynapse
+from spikeforge.files.stdp import STDPClassifier
+from spikeforge.files.supervised import SNNClassifier
+
+__all__ = ["MODELS", "SPIKING", "Settings", "run_files", "run_unit", "unit_name"]
+
+SPIKING = ("snn", "snn-memristive", "stdp")
+MODELS = (*SPIKING, *BASELINES)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`run_files` runs. ``max_train`` / ``max_test`` subsample (uniformly, seeded)
+    the training and test rows of every unit (``None``: all of them)."""
+
+    features: tuple[str, ...] = ("meta", "full")
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    models: tuple[str, ...] = MODELS
+    n_steps: int = 64
+    snn_epochs: int = 15
+    stdp_epochs: int = 1
+    stdp_train_records: int | None = 10_000
+    rbf_rows: int = 10_000
+    grid_rows: int = 6_000
+    max_train: int | None = None
+    max_test: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+        bad = [f for f in self.features if f not in FEATURE_SETS]
+        if bad:
+            raise ValueError(f"unknown feature set(s) {bad}; choose from {list(FEATURE_SETS)}")
+        if not self.folds or any(not 0 <= k < 5 for k in self.folds):
+            raise ValueError(f"folds must be in 0..4, got {self.folds}")
+
+
+def unit_name(features: str, fold: int, model: str) -> str:
+    """``<features>-fold<k>-<model>``, the unit's file stem."""
+    return f"{features}-fold{fold}-{model}"
+
+
+def _subsample(index: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    if limit is None or index.size <= limit:
+        return index
+    return np.sort(rng.choice(index, size=limit, replace=False))
+
+
+def _spiking_model(model: str, schema: dict[str, str], settings: Settings) -> Any:
+    encoder = KeyValueEncoder(schema, n_steps=settings.n_steps, nan="missing")
+    if model == "stdp":
+        return STDPClassifier(
+            encoder=encoder,
+            epochs=settings.stdp_epochs,
+            readout="logistic",
+            max_train_records=settings.stdp_train_records,
+            random_state=settings.seed,
+        )
+    synapse = MemristiveSynapse(n_levels=32, w_scale=0.5) if model == "snn-memristive" else None
+    return SNNClassifier(
+        encoder=encoder,
+        max_epochs=settings.snn_epochs,
+        class_weight="balanced",
+        synapse=synapse,
+        random_state=settings.seed,
+    )
+
+
+def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    labels = list(range(len(CLASSES)))
+    present = sorted(set(y_true.tolist()))
+    recall = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro")),
+        "recall": {CLASSES[c]: float(r) for c, r in zip(present, recall, strict=True)},
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "majority_accuracy": float(np.bincount(y_true).max() / y_true.size),
+    }
+
+
+def run_unit(
+    data: Debfiles, features: str, fold: int, model: str, settings: Settings
+) -> dict[str, Any]:
+    """Train ``model`` on every fold but ``fold`` and test on ``fold``; metrics and timings."""
+    rng = np.random.default_rng(settings.seed + fold)
+    train_idx, test_idx = data.split(fold)
+    train_idx = _subsample(train_idx, settings.max_train, rng)
+    test_idx = _subsample(test_idx, settings.max_test, rng)
+    records = data.records(features)
+    y = data.y
+    train = [records[i] for i in train_idx]
+    test = [records[i] for i in test_idx]
+    groups = data.package[train_idx]
+    schema = data.schema(features)
+    extra: dict[str, Any] = {}
+    start = time.perf_counter()
+    if model in BASELINES:
+        fit = fit_baseline(
+            model,
+            train,
+            y[train_idx],
+            groups,
+            schema,
+            max_rows=settings.rbf_rows if model == "rbf_svm" else None,
+            grid_rows=settings.grid_rows,
+            random_state=settings.seed,
+        )
+        estimator: Any = fit.model
+        extra = {"C": fit.C, "cv_macro_f1": {str(c): s for c, s in fit.cv_scores.items()}}
+        extra["train_rows_used"] = fit.rows
+    else:
+        estimator = _spiking_model(model, schema, settings)
+        if model == "stdp":
+            estimator.fit(train, y[train_idx])
+        else:
+            estimator.fit(train, y[train_idx], groups=groups)
+            extra = {"epochs": estimator.n_epochs_, "best_epoch": estimator.best_epoch_}
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = np.asarray(estimator.predict(test))
+    predict_s = time.perf_counter() - start
+    return {
+        "features": features,
+        "fold": fold,
+        "model": model,
+        "n_train": int(train_idx.size),
+        "n_test": int(test_idx.size),
+        "train_s": train_s,
+        "predict_us_per_record": 1e6 * predict_s / max(test_idx.size, 1),
+        **_metrics(y[test_idx], pred),
+        **extra,
+    }
+
+
+def run_files(
+    data: Debfiles,
+    settings: Settings,
+    out: str | Path,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Every unit of ``settings`` (resuming from ``out``), in the order feature set, fold,
+    model; returns the unit results."""
+    folder = ReportFolder(out)
+    units_dir = Path(out) / "units"
+    results = []
+    config = asdict(settings)
+    for features in settings.features:
+        for fold in settings.folds:
+            for model in settings.models:
+                name = unit_name(features, fold, model)
+                path = units_dir / f"{name}.json"
+                if path.is_file():
+                    saved = json.loads(path.read_text())
+                    if saved.get("settings") == _unit_settings(config):
+                        results.append(saved)
+                        log(f"{name}: done before (macro-F1 {saved['macro_f1']:.3f})")
+                        continue
+                torch.manual_seed(settings.seed)
+                result = run_unit(data, features, fold, model, settings)
+                result["settings"] = _unit_settings(config)
+                folder.write_json(f"units/{name}.json", result)
+                results.append(result)
+                log(
+                    f"{name}: accuracy {result['accuracy']:.3f}, macro-F1 "
+                    f"{result['macro_f1']:.3f}, train {result['train_s']:.1f} s"
+                )
+    return results
+
+
+def _unit_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change a unit's result (not which units run)."""
+    return {k: v for k, v in config.items() if k not in ("features", "folds", "models")}
