@@ -348,3 +348,36 @@ def test_end_to_end_smoke_debfiles() -> None:
     acc = float(np.mean(pred == ds.kind[test]))
     assert acc > majority + 0.1, (acc, majority)
     assert elapsed < 60, elapsed
+
+
+def test_classifier_with_memristive_synapses_and_pickle() -> None:
+    import pickle
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 3)) * 4
+    y = rng.integers(0, 3, 240)
+    X = centers[y] + rng.normal(size=(240, 3))
+    for cfg in (
+        MemristiveSynapse(n_levels=32, stochastic_rounding=True),
+        MemristiveSynapse(n_levels=32, mode="mixed_precision"),
+    ):
+        clf = STDPClassifier(synapse=cfg, readout="logistic", random_state=0).fit(X, y)
+        w = clf.network_.weight
+        levels = w / cfg.delta
+        assert torch.allclose(levels, levels.round(), atol=1e-4)
+        assert clf.network_.synapses is not None and clf.network_.synapses.pulses > 0
+        assert clf.score(X, y) > 0.6
+        again = pickle.loads(pickle.dumps(clf))
+        np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+
+
+def test_same_seed_same_fit_and_params() -> None:
+    """Same random_state -> identical weights (batch_size=1, sequential STDP); params round-trip."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    clf = STDPClassifier(n_neurons=8, batch_size=1, random_state=3, readout="logistic").fit(X, y)
+    clf2 = STDPClassifier(n_neurons=8, batch_size=1, random_state=3, readout="logistic").fit(X, y)
+    np.testing.assert_array_equal(clf.network_.weight.numpy(), clf2.network_.weight.numpy())
+    assert clf.get_params()["batch_size"] == 1
+    assert clf.set_params(vote="sum").vote == "sum"
