@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from spikeforge.core import DecayLIF, SpikeLinear
@@ -409,6 +410,35 @@ class SNNClassifier(SpikingClassifierBase):
                 param.copy_(array.weight(noisy=False).to(param.dtype))
             out.append((param, array))
         return out
+
+    # -- saving (spikeforge.files.persist) -------------------------------------------------
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted network and targets as tensors and plain values (for ``save_model``)."""
+        check_is_fitted(self, ("network_", "targets_"))
+        return {
+            "network": {k: v.detach().clone() for k, v in self.network_.state_dict().items()},
+            "targets": self.targets_.detach().clone(),
+            "class_weight": torch.as_tensor(self.class_weight_),
+            "n_epochs": self.n_epochs_,
+            "best_epoch": self.best_epoch_,
+            "history": [dict(h) for h in self.history_],
+        }
+
+    def _load_fitted_state(self, state: dict[str, Any]) -> None:
+        """Rebuild ``network_`` and the fitted attributes from :meth:`_fitted_state` (the base
+        attributes ``classes_``, ``n_inputs_`` ... are restored before)."""
+        beta = math.exp(-1.0 / self.tau_m)
+        n_out = len(self.classes_) * self.group_size
+        net = SpikingFileNet(self.n_inputs_, self.n_hidden, n_out, beta, self.threshold)
+        net.load_state_dict(state["network"])
+        self.network_ = net.eval()
+        self.targets_ = state["targets"]
+        self.class_weight_ = state["class_weight"].numpy()
+        self.n_epochs_ = int(state["n_epochs"])
+        self.best_epoch_ = int(state["best_epoch"])
+        self.history_ = list(state["history"])
+        self.synapses_ = None
 
     # -- prediction ------------------------------------------------------------------------
 
