@@ -381,3 +381,12 @@ def test_same_seed_same_fit_and_params() -> None:
     np.testing.assert_array_equal(clf.network_.weight.numpy(), clf2.network_.weight.numpy())
     assert clf.get_params()["batch_size"] == 1
     assert clf.set_params(vote="sum").vote == "sum"
+
+
+def test_wta_tie_goes_to_lowest_index() -> None:
+    net = WTANetwork(2, 5, threshold=1.0)
+    v = torch.zeros(3, 5)
+    cur = torch.tensor([[0.0, 2.0, 0.5, 2.0, 2.0], [0.2] * 5, [3.0, 0.0, 0.0, 0.0, 3.0]])
+    v_next, wb, wi = net.lif_step(v, cur)
+    assert wb.tolist() == [0, 2] and wi.tolist() == [1, 0]
+    assert torch.equal(v_next[1], torch.full((5,), 0.2))

@@ -64,7 +64,8 @@ step, normalisation after every record); tested against an independent scalar re
 Memristive synapses: pass ``synapse=MemristiveSynapse(...)`` (single devices, ``w = w_scale·G``,
 :class:`~spikeforge.files.memristive.MemristiveArray`). Every step's ``ΔW`` is then applied through
 the device model (``mode="in_situ"``: each step programs; ``"mixed_precision"``: accumulated in χ);
-the forward pass reads ``W`` from the devices (``weight()``, with read noise if enabled). Per-step
+the forward pass reads ``W`` from the devices (``weight()``, with read noise if enabled);
+normalisation is programmed through the devices too. Per-step
 STDP changes (≈ η·trace ≤ a few 0.01) are smaller than ``w_scale·δ`` (1/31 at 32 levels), so
 in-situ mode needs ``stochastic_rounding=True`` (deterministic rounding would program nothing) or
 mixed precision. ``w_lo, w_hi = w_scale·g_min, w_scale·g_max``.
@@ -82,12 +83,19 @@ counts ``[n, N_exc]``. Readouts:
   training records of that class (neurons that never fire get no class); a record's score for
   class ``c`` is the mean (``vote="mean"``, default, as Diehl & Cook) or the sum
   (``vote="sum"``) of the counts of the neurons assigned to ``c`` (0 if none); ``predict`` takes the
-  largest (ties -> lowest class index; records without any output spike -> the most frequent
-  training class). ``predict_proba`` = the class scores normalised to sum 1 (for records with no
-  output spike: the training class frequencies). These are normalised votes, **not** calibrated
-  probabilities.
+  largest (ties -> lowest class index; records without any vote, i.e. no spike of an assigned
+  neuron -> the most frequent training class). ``predict_proba`` = the class scores normalised to
+  sum 1 (for records without any vote: the training class frequencies). These are normalised
+  votes, **not** calibrated probabilities.
 * ``readout="logistic"``: multinomial logistic regression (L2, ``C``) on ``log1p`` spike counts;
   ``predict_proba`` is the regression's.
+
+Measured (debfiles, feature set "full", train folds 1-4 = 32,654 records, test fold 0 = 7,382;
+defaults, ``random_state=0``, one torch thread on a shared, loaded 2-core machine): fit 20.4 s
+(encoding, one STDP epoch, the frozen pass and the readout), 13.8 output spikes per record;
+``readout="logistic"`` accuracy 0.771, macro-F1 0.455; ``readout="vote"`` 0.167 / 0.095
+(``vote="sum"`` 0.295 / 0.147), i.e. the label-free vote is **below** the majority-class baseline
+(0.405): the neurons learn input clusters that do not follow the content label.
 """
 
 from __future__ import annotations
