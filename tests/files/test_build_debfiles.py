@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spikeforge.data import DataNotFoundError, resolve_data_dir
-from spikeforge.files.build_debfiles import (
+from spikeforge.files.builder import (
     CAP,
     BuildReport,
     build_debfiles,

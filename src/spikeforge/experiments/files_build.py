@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spikeforge.data.errors import DataNotFoundError
 from spikeforge.experiments.registry import Command
-from spikeforge.files.build_debfiles import build_debfiles
+from spikeforge.files.builder import build_debfiles
 from spikeforge.files.debfiles import SHA256
 
 __all__ = ["COMMANDS"]

@@ -48,6 +48,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "Debfiles",
     "default_debfiles_path",
+    "feature_value",
     "load_debfiles",
     "schema",
 ]
@@ -274,20 +275,28 @@ class Debfiles:
         rows = np.arange(len(self)) if index is None else np.arange(len(self))[index]
         cols: dict[str, list[object]] = {}
         for key in keys:
-            values = self.columns[key][rows].tolist()
-            if key == "dir":
-                cols[key] = [[p for p in v.split("/") if p] or None for v in values]
-            elif key == "name":
-                cols[key] = [tokenize(v) or None for v in values]
-            elif key in INT_COLUMNS:
-                cols[key] = [None if v == MISSING_INT else v for v in values]
-            else:
-                cols[key] = [v if v else None for v in values]
+            cols[key] = [feature_value(key, v) for v in self.columns[key][rows].tolist()]
         return [dict(zip(keys, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
 
     def schema(self, features: str | Sequence[str] = "full") -> dict[str, str]:
         """Same as the module function :func:`schema`."""
         return schema(features)
+
+
+def feature_value(key: str, value: object) -> object:
+    """One field as a record value (the rules of :meth:`Debfiles.records`), from the loader's
+    typed value or from the CSV text (e.g. a ``spikeforge files scan`` output): ``dir`` -> its
+    path components, ``name`` -> its tokens, integer columns -> ``int``, text -> ``str``; an
+    empty field (``""``, ``None`` or :data:`MISSING_INT`) -> ``None``."""
+    if value is None or value == "" or (key in INT_COLUMNS and value == MISSING_INT):
+        return None
+    if key == "dir":
+        return [p for p in str(value).split("/") if p] or None
+    if key == "name":
+        return tokenize(str(value)) or None
+    if key in INT_COLUMNS:
+        return int(value)  # type: ignore[call-overload]
+    return str(value)
 
 
 def default_debfiles_path(data_dir: str | Path | None = None) -> Path:

@@ -2,7 +2,8 @@
 reproduction (``spikeforge reproduce files``) and the ``spikeforge files`` tools."""
 
 from spikeforge.experiments.files.command import COMMANDS as _REPRODUCE
+from spikeforge.experiments.files.tools import COMMANDS as _TOOLS
 
-COMMANDS = (*_REPRODUCE,)
+COMMANDS = (*_REPRODUCE, *_TOOLS)
 
 __all__ = ["COMMANDS"]

@@ -40,7 +40,15 @@ from spikeforge.files.memristive import MemristiveSynapse
 from spikeforge.files.stdp import STDPClassifier
 from spikeforge.files.supervised import SNNClassifier
 
-__all__ = ["MODELS", "SPIKING", "Settings", "run_files", "run_unit", "unit_name"]
+__all__ = [
+    "MODELS",
+    "SPIKING",
+    "Settings",
+    "make_classifier",
+    "run_files",
+    "run_unit",
+    "unit_name",
+]
 
 SPIKING = ("snn", "snn-memristive", "stdp")
 MODELS = (*SPIKING, *BASELINES)
@@ -86,23 +94,42 @@ def _subsample(index: np.ndarray, limit: int | None, rng: np.random.Generator) -
     return np.sort(rng.choice(index, size=limit, replace=False))
 
 
-def _spiking_model(model: str, schema: dict[str, str], settings: Settings) -> Any:
-    encoder = KeyValueEncoder(schema, n_steps=settings.n_steps, nan="missing")
+def make_classifier(
+    model: str,
+    schema: dict[str, str],
+    *,
+    epochs: int | None = None,
+    n_steps: int = 64,
+    stdp_train_records: int | None = None,
+    seed: int = 0,
+) -> SNNClassifier | STDPClassifier:
+    """The spiking classifier ``model`` (one of :data:`SPIKING`) on records of ``schema``:
+    ``snn`` (balanced class weights, ``epochs`` at most, default 15), ``snn-memristive`` (the
+    same through differential pairs of 32-level devices, mixed-precision programming: in-situ
+    rounding of Adam's small steps would leave the devices unprogrammed) or ``stdp`` (logistic
+    readout, ``epochs`` default 1, trained on at most ``stdp_train_records`` records)."""
+    if model not in SPIKING:
+        raise ValueError(f"unknown spiking model {model!r}; choose one of {', '.join(SPIKING)}")
+    encoder = KeyValueEncoder(schema, n_steps=n_steps, nan="missing")
     if model == "stdp":
         return STDPClassifier(
             encoder=encoder,
-            epochs=settings.stdp_epochs,
+            epochs=epochs or 1,
             readout="logistic",
-            max_train_records=settings.stdp_train_records,
-            random_state=settings.seed,
+            max_train_records=stdp_train_records,
+            random_state=seed,
         )
-    synapse = MemristiveSynapse(n_levels=32, w_scale=0.5) if model == "snn-memristive" else None
+    synapse = (
+        MemristiveSynapse(n_levels=32, w_scale=0.5, mode="mixed_precision")
+        if model == "snn-memristive"
+        else None
+    )
     return SNNClassifier(
         encoder=encoder,
-        max_epochs=settings.snn_epochs,
+        max_epochs=epochs or 15,
         class_weight="balanced",
         synapse=synapse,
-        random_state=settings.seed,
+        random_state=seed,
     )
 
 
@@ -150,7 +177,14 @@ def run_unit(
         extra = {"C": fit.C, "cv_macro_f1": {str(c): s for c, s in fit.cv_scores.items()}}
         extra["train_rows_used"] = fit.rows
     else:
-        estimator = _spiking_model(model, schema, settings)
+        estimator = make_classifier(
+            model,
+            schema,
+            epochs=settings.stdp_epochs if model == "stdp" else settings.snn_epochs,
+            n_steps=settings.n_steps,
+            stdp_train_records=settings.stdp_train_records,
+            seed=settings.seed,
+        )
         if model == "stdp":
             estimator.fit(train, y[train_idx])
         else:
