@@ -69,6 +69,23 @@ def test_reproduction_units_resume_and_summary(debfiles, tmp_path: Path) -> None
     assert "feature set meta" in table and "linear SVM" in table
 
 
+def test_parallel_units_equal_serial_ones(debfiles, tmp_path: Path) -> None:
+    settings = Settings(
+        features=("meta",),
+        folds=(1, 3),
+        models=("linear_svm",),
+        max_train=400,
+        max_test=200,
+        grid_rows=200,
+    )
+    serial = run_files(debfiles, settings, tmp_path / "serial", log=lambda _: None)
+    parallel = run_files(debfiles, settings, tmp_path / "parallel", log=lambda _: None, jobs=2)
+    drop = ("train_s", "predict_us_per_record")
+    strip = [[{k: v for k, v in u.items() if k not in drop} for u in r] for r in (serial, parallel)]
+    assert strip[0] == strip[1]
+    assert [u["fold"] for u in parallel] == [1, 3]
+
+
 def test_settings_refuse_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown model"):
         Settings(models=("snn", "forest"))

@@ -7,8 +7,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-
 from spikeforge.experiments.arguments import comma_list, positive_int
 from spikeforge.experiments.files.report import format_summary, plot_confusion, summarise
 from spikeforge.experiments.files.runs import MODELS, Settings, run_files
@@ -45,7 +43,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train", type=positive_int, default=None, help="rows per unit")
     parser.add_argument("--max-test", type=positive_int, default=None, help="rows per unit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=2,
+        help="units run in parallel worker processes, one torch thread each (2)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -69,12 +72,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return replace(settings, seed=args.seed, **{k: v for k, v in explicit.items() if v})
 
 
-def reproduce_files(settings: Settings, out: str | Path, data_path: str | None = None) -> str:
+def reproduce_files(
+    settings: Settings, out: str | Path, data_path: str | None = None, jobs: int = 1
+) -> str:
     """Run (or resume) every unit, then write ``files.json`` (settings, environment, units,
     summary), ``tables.md`` and ``confusion.png``; returns the tables."""
     data = load_debfiles(data_path)
     start = time.perf_counter()
-    units = run_files(data, settings, out)
+    units = run_files(data, settings, out, jobs=jobs)
     summary = summarise(units)
     folder = ReportFolder(out)
     tables = format_summary(summary)
@@ -82,7 +87,7 @@ def reproduce_files(settings: Settings, out: str | Path, data_path: str | None =
         "files.json",
         {
             "settings": asdict(settings),
-            "environment": folder.environment(torch_threads=torch.get_num_threads()),
+            "environment": folder.environment(jobs=jobs),
             "session_seconds": time.perf_counter() - start,
             "summary": summary,
             "units": units,
@@ -99,14 +104,12 @@ def reproduce_files(settings: Settings, out: str | Path, data_path: str | None =
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         print(f"spikeforge: error: {exc}")
         return 2
-    print(reproduce_files(settings, args.out, args.data))
+    print(reproduce_files(settings, args.out, args.data, jobs=args.jobs))
     print(f"report written to {args.out}/ (files.json, tables.md, confusion.png, units/)")
     return 0
 

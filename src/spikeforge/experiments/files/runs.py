@@ -22,8 +22,10 @@ Every spiking model sees the records through the same :class:`~spikeforge.encodi
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ __all__ = [
     "SPIKING",
     "Settings",
     "make_classifier",
+    "pending_units",
     "run_files",
     "run_unit",
     "unit_name",
@@ -70,6 +73,8 @@ class Settings:
     grid_rows: int = 6_000
     max_train: int | None = None
     max_test: int | None = None
+    memristive_features: tuple[str, ...] = ("full",)
+    spike_count_records: int = 2000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -187,9 +192,13 @@ def run_unit(
         )
         if model == "stdp":
             estimator.fit(train, y[train_idx])
+            extra = {"train_spikes_per_record": estimator.train_spikes_per_record_}
         else:
             estimator.fit(train, y[train_idx], groups=groups)
             extra = {"epochs": estimator.n_epochs_, "best_epoch": estimator.best_epoch_}
+            extra["spikes_per_record"] = estimator.spike_counts(
+                test[: settings.spike_count_records]
+            )
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = np.asarray(estimator.predict(test))
@@ -207,39 +216,75 @@ def run_unit(
     }
 
 
+def _worker_unit(
+    data: Debfiles, features: str, fold: int, model: str, settings: Settings
+) -> dict[str, Any]:
+    """One unit in a worker process, with one torch thread."""
+    torch.set_num_threads(1)
+    torch.manual_seed(settings.seed)
+    return run_unit(data, features, fold, model, settings)
+
+
+def pending_units(settings: Settings) -> list[tuple[str, int, str]]:
+    """``(features, fold, model)`` of every unit ``settings`` asks for, in run order (the
+    memristive SNN only on :attr:`Settings.memristive_features`)."""
+    return [
+        (features, fold, model)
+        for features in settings.features
+        for fold in settings.folds
+        for model in settings.models
+        if model != "snn-memristive" or features in settings.memristive_features
+    ]
+
+
 def run_files(
     data: Debfiles,
     settings: Settings,
     out: str | Path,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Every unit of ``settings`` (resuming from ``out``), in the order feature set, fold,
-    model; returns the unit results."""
+    """Every unit of ``settings`` (resuming from ``out``); returns the unit results in the
+    order of :func:`pending_units`. ``jobs > 1`` runs units in that many worker processes with
+    one torch thread each (the baselines are single-threaded: two workers use two cores where
+    one process with two threads leaves one idle for half the run)."""
     folder = ReportFolder(out)
     units_dir = Path(out) / "units"
-    results = []
-    config = asdict(settings)
-    for features in settings.features:
-        for fold in settings.folds:
-            for model in settings.models:
-                name = unit_name(features, fold, model)
-                path = units_dir / f"{name}.json"
-                if path.is_file():
-                    saved = json.loads(path.read_text())
-                    if saved.get("settings") == _unit_settings(config):
-                        results.append(saved)
-                        log(f"{name}: done before (macro-F1 {saved['macro_f1']:.3f})")
-                        continue
-                torch.manual_seed(settings.seed)
-                result = run_unit(data, features, fold, model, settings)
-                result["settings"] = _unit_settings(config)
-                folder.write_json(f"units/{name}.json", result)
-                results.append(result)
-                log(
-                    f"{name}: accuracy {result['accuracy']:.3f}, macro-F1 "
-                    f"{result['macro_f1']:.3f}, train {result['train_s']:.1f} s"
-                )
-    return results
+    config = json.loads(json.dumps(_unit_settings(asdict(settings))))  # tuples -> lists
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for unit in pending_units(settings):
+        name = unit_name(*unit)
+        path = units_dir / f"{name}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("settings") == config:
+                results[name] = saved
+                log(f"{name}: done before (macro-F1 {saved['macro_f1']:.3f})")
+                continue
+        todo.append(unit)
+
+    def finish(unit: tuple[str, int, str], result: dict[str, Any]) -> None:
+        name = unit_name(*unit)
+        result = json.loads(json.dumps({**result, "settings": config}))  # as resumed later
+        folder.write_json(f"units/{name}.json", result)
+        results[name] = result
+        log(
+            f"{name}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, "
+            f"train {result['train_s']:.1f} s"
+        )
+
+    if jobs > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {pool.submit(_worker_unit, data, *unit, settings): unit for unit in todo}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
+    else:
+        for unit in todo:
+            torch.manual_seed(settings.seed)
+            finish(unit, run_unit(data, *unit, settings))
+    return [results[unit_name(*unit)] for unit in pending_units(settings)]
 
 
 def _unit_settings(config: dict[str, Any]) -> dict[str, Any]:
