@@ -81,7 +81,8 @@ when ``w_scale`` is a power of two (scaling by a power of two commutes with roun
 floating-point rounding (one extra addition) for a pair.
 
 State (``state_dict``): ``g`` (single) or ``g_pos``/``g_neg`` (pair), ``chi`` (the mixed-precision
-accumulator), ``t_prog`` (the clock time each device was last programmed), ``clock``, and the
+accumulator), ``t_prog`` (the clock time each device was last programmed; single devices track it
+only when ``drift_nu > 0``, where it matters), ``clock``, and the
 counters ``pulses`` (total pulses applied, all devices) and ``refreshes``. The config is not part
 of the state; :meth:`load_state_dict` checks shapes.
 
@@ -216,8 +217,8 @@ class _Base:
         """Linear noiseless pulses: clip to the bounds and snap to the nearest level."""
         c = self.config
         if c.quantize and c.write_noise == 0:
-            k = torch.round((g - c.g_min) / c.delta).clamp(0, c.n_levels - 1)
-            return c.g_min + k * c.delta
+            k = torch.round((g - c.g_min) / c.delta).clamp_(0, c.n_levels - 1)
+            return k.mul_(c.delta).add_(c.g_min)
         return g.clamp(c.g_min, c.g_max)
 
     def _initial(self, g: Tensor) -> Tensor:
@@ -238,7 +239,7 @@ class _Base:
             x = delta_w / c.dw_min
             if c.stochastic_rounding:
                 fl = torch.floor(x)
-                n = fl + (self._rand(x) < (x - fl)).to(x.dtype)
+                n = fl.add_((self._rand(x) < x.sub_(fl)).to(x.dtype))
             else:
                 n = torch.round(x)
         if c.max_pulses is not None:
@@ -254,12 +255,15 @@ class _Base:
         the pulses are applied one at a time, ``max|n|`` vectorised iterations.
         """
         c = self.config
+        linear = c.gamma_p == 0 and (c.gamma_d == 0 or not allow_depression)
+        if linear and c.write_noise == 0:
+            if not allow_depression:
+                n = n.clamp(min=0)
+            self.pulses += int(n.abs().sum().item())
+            return self._snap(g + n * c.delta)
         npos = n.clamp(min=0)
         nneg = (-n).clamp(min=0) if allow_depression else torch.zeros_like(n)
         self.pulses += int(npos.sum().item() + nneg.sum().item())
-        linear = c.gamma_p == 0 and (c.gamma_d == 0 or not allow_depression)
-        if linear and c.write_noise == 0:
-            return self._snap(g + (npos - nneg) * c.delta)
         steps = int(
             max(npos.max().item() if npos.numel() else 0, nneg.max().item() if nneg.numel() else 0)
         )
@@ -405,7 +409,8 @@ class MemristiveArray(_Base):
             touched = delta_w != 0
             g = self._drifted(self.g) if c.drift_nu > 0 else self.g
             self.g = torch.where(touched, (g + delta_w / c.w_scale).clamp(c.g_min, c.g_max), g)
-            self.t_prog = torch.where(touched, self.clock, self.t_prog)
+            if c.drift_nu > 0:
+                self.t_prog = torch.where(touched, self.clock, self.t_prog)
             return
         n = self._pulse_counts(delta_w)
         touched = n != 0
@@ -413,7 +418,8 @@ class MemristiveArray(_Base):
             return
         g = torch.where(touched, self._drifted(self.g), self.g) if c.drift_nu > 0 else self.g
         self.g = self._pulse(g, n, allow_depression=True)
-        self.t_prog = torch.where(touched, self.clock, self.t_prog)
+        if c.drift_nu > 0:
+            self.t_prog = torch.where(touched, self.clock, self.t_prog)
 
     def weight(self, noisy: bool = True) -> Tensor:
         """``w_scale·G`` as read now (read noise and drift if enabled; ``noisy=False``: the

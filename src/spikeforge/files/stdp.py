@@ -345,6 +345,8 @@ class WTANetwork:
         learner.reset(batch, self.n_inputs, self.n_neurons, self.dtype)
         w = self._read_weight_t()
         dw = None if self.synapses is None else torch.zeros_like(self._wt)
+        cfg = None if self.synapses is None else self.synapses.config
+        exact_reads = cfg is None or (cfg.read_noise == 0 and cfg.drift_nu == 0)
         for t in range(n_steps):
             lo, hi = ptr[t], ptr[t + 1]
             b, n = ev_b[lo:hi], ev_n[lo:hi]
@@ -362,7 +364,7 @@ class WTANetwork:
                 learner.step(b, n, wb, wi, self._wt, self.w_lo, self.w_hi, dw)
                 self.synapses.apply(dw)
                 self._wt = self.synapses.weight(noisy=False)
-                w = self.synapses.weight()
+                w = self._wt if exact_reads else self.synapses.weight()
             self.theta = self.theta * self.theta_decay
             self.theta.index_add_(
                 0, wi, torch.full(wi.shape, self.theta_plus * self.threshold, dtype=self.dtype)
