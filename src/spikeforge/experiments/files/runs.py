@@ -66,7 +66,9 @@ class Settings:
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)
     models: tuple[str, ...] = MODELS
     n_steps: int = 64
-    snn_epochs: int = 15
+    snn_epochs: int = 20
+    snn_lr: float = 3e-3
+    snn_patience: int = 4
     stdp_epochs: int = 1
     stdp_train_records: int | None = 10_000
     rbf_rows: int = 10_000
@@ -104,6 +106,8 @@ def make_classifier(
     schema: dict[str, str],
     *,
     epochs: int | None = None,
+    lr: float = 3e-3,
+    patience: int = 4,
     n_steps: int = 64,
     stdp_train_records: int | None = None,
     seed: int = 0,
@@ -112,7 +116,8 @@ def make_classifier(
     ``snn`` (balanced class weights, ``epochs`` at most, default 15), ``snn-memristive`` (the
     same through differential pairs of 32-level devices, mixed-precision programming: in-situ
     rounding of Adam's small steps would leave the devices unprogrammed) or ``stdp`` (logistic
-    readout, ``epochs`` default 1, trained on at most ``stdp_train_records`` records)."""
+    readout, ``epochs`` default 1, trained on at most ``stdp_train_records`` records). ``lr``
+    (Adam) and ``patience`` (early stopping) apply to the supervised SNNs."""
     if model not in SPIKING:
         raise ValueError(f"unknown spiking model {model!r}; choose one of {', '.join(SPIKING)}")
     encoder = KeyValueEncoder(schema, n_steps=n_steps, nan="missing")
@@ -131,7 +136,9 @@ def make_classifier(
     )
     return SNNClassifier(
         encoder=encoder,
-        max_epochs=epochs or 15,
+        max_epochs=epochs or 20,
+        lr=lr,
+        patience=patience,
         class_weight="balanced",
         synapse=synapse,
         random_state=seed,
@@ -186,6 +193,8 @@ def run_unit(
             model,
             schema,
             epochs=settings.stdp_epochs if model == "stdp" else settings.snn_epochs,
+            lr=settings.snn_lr,
+            patience=settings.snn_patience,
             n_steps=settings.n_steps,
             stdp_train_records=settings.stdp_train_records,
             seed=settings.seed,
