@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 from spikeforge.encoding import KeyValueEncoder
 from spikeforge.files.memristive import MemristiveSynapse
 from spikeforge.files.persist import ModelFileError, load_model, save_model
+from spikeforge.files.stdp import STDPClassifier
 from spikeforge.files.supervised import SNNClassifier
 
 SCHEMA = {"ext": "categorical", "size": "numeric", "exec": "boolean", "dir": "tokens"}
@@ -100,3 +101,23 @@ def test_bad_files_and_models_are_refused(fitted, tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="random_state"):
         save_model(unsaveable, tmp_path / "r.pt")
     assert not (tmp_path / "r.pt").exists()
+
+
+@pytest.mark.parametrize("readout", ["vote", "logistic"])
+@pytest.mark.parametrize("memristive", [False, True])
+def test_stdp_model_round_trip(readout: str, memristive: bool, tmp_path: Path) -> None:
+    records, y = _records(240, 3)
+    synapse = MemristiveSynapse(n_levels=16, stochastic_rounding=True) if memristive else None
+    model = STDPClassifier(
+        encoder=KeyValueEncoder(SCHEMA, n_steps=16, n_token_neurons=32),
+        n_neurons=12,
+        readout=readout,
+        synapse=synapse,
+        random_state=0,
+    ).fit(records, y)
+    again = load_model(save_model(model, tmp_path / "s.pt"))
+    test = _records(80, 4)[0]
+    assert type(again) is STDPClassifier
+    assert np.array_equal(again.predict(test), model.predict(test))
+    assert np.array_equal(again.predict_proba(test), model.predict_proba(test))
+    assert torch.equal(again.network_.weight, model.network_.weight)

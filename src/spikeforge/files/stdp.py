@@ -107,6 +107,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -565,6 +566,56 @@ class STDPClassifier(SpikingClassifierBase):
         else:
             self.__dict__.pop("logistic_", None)
         return self
+
+    # -- saving (spikeforge.files.persist) -------------------------------------------------
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """Weights, thresholds, readout as tensors and plain values (for ``save_model``)."""
+        check_is_fitted(self, ("network_", "assignments_"))
+        state: dict[str, Any] = {
+            "network": self.network_.state_dict(),
+            "threshold": self.threshold_,
+            "train_spikes_per_record": self.train_spikes_per_record_,
+            "class_prior": torch.as_tensor(self.class_prior_),
+            "assignments": torch.as_tensor(self.assignments_),
+        }
+        if self.readout == "logistic":
+            lr = self.logistic_
+            state["logistic"] = {
+                "coef": torch.as_tensor(lr.coef_),
+                "intercept": torch.as_tensor(lr.intercept_),
+                "classes": torch.as_tensor(lr.classes_),
+            }
+        return state
+
+    def _load_fitted_state(self, state: dict[str, Any]) -> None:
+        """Rebuild ``network_`` and the readout from :meth:`_fitted_state` (the base attributes
+        ``classes_``, ``n_inputs_`` ... are restored before)."""
+        net = WTANetwork(
+            self.n_inputs_,
+            int(self.n_neurons),
+            tau_m=self.tau_m,
+            threshold=float(state["threshold"]),
+            theta_plus=self.theta_plus,
+            tau_theta=self.tau_theta,
+            w_init=self.w_init,
+            norm=self.norm,
+            synapse=self.synapse,
+            generator=torch.Generator(),
+        )
+        net.load_state_dict(state["network"])
+        self.network_ = net
+        self.threshold_ = float(state["threshold"])
+        self.train_spikes_per_record_ = float(state["train_spikes_per_record"])
+        self.class_prior_ = state["class_prior"].numpy()
+        self.assignments_ = state["assignments"].numpy()
+        if "logistic" in state:
+            lr = LogisticRegression(C=self.C, max_iter=2000)
+            lr.coef_ = state["logistic"]["coef"].numpy()
+            lr.intercept_ = state["logistic"]["intercept"].numpy()
+            lr.classes_ = state["logistic"]["classes"].numpy()
+            lr.n_features_in_ = lr.coef_.shape[1]
+            self.logistic_ = lr
 
     def _threshold(self, cache: EventCache, net: WTANetwork) -> float:
         if not isinstance(self.threshold, str):
