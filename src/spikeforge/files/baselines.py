@@ -27,21 +27,29 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, LinearSVC
 
-from spikeforge.encoding import DEFAULT_NUMERIC_TRANSFORMS, EncodingError, TileEncoder, tokenize
+from spikeforge.encoding import (
+    DEFAULT_NUMERIC_TRANSFORMS,
+    EncodingError,
+    KeyValueEncoder,
+    TileEncoder,
+    tokenize,
+)
 from spikeforge.encoding.categorical import is_missing
 from spikeforge.encoding.tiles import to_float
+from spikeforge.files.estimator_base import encode_events
 
 __all__ = [
     "BASELINES",
     "C_GRID",
     "BaselineFit",
     "RecordVectorizer",
+    "SpikeRasterVectorizer",
     "fit_baseline",
     "make_baseline",
 ]
@@ -167,6 +175,30 @@ class RecordVectorizer(BaseEstimator, TransformerMixin):
         return self.feature_names_
 
 
+class SpikeRasterVectorizer(BaseEstimator, TransformerMixin):
+    """Records to their input spike raster, flattened: a sparse 0/1 matrix
+    ``[n_records, T·N]`` (CSR) with a one at ``t·N + n`` where input neuron ``n`` spikes at step
+    ``t``. A linear model on it sees exactly what the spiking classifiers see (a diagnostic:
+    how much of the label the encoding keeps). ``encoder`` is a
+    :class:`~spikeforge.encoding.KeyValueEncoder`, cloned and fitted on the training records."""
+
+    def __init__(self, encoder: KeyValueEncoder) -> None:
+        self.encoder = encoder
+
+    def fit(self, records: Sequence[Mapping[str, Any]], y: Any = None) -> SpikeRasterVectorizer:
+        """Fit a clone of the encoder on ``records``."""
+        self.encoder_ = clone(self.encoder).fit(records)
+        return self
+
+    def transform(self, records: Sequence[Mapping[str, Any]]) -> sp.csr_matrix:
+        """Flattened rasters ``[len(records), T·N]`` float64 (CSR)."""
+        cache = encode_events(self.encoder_, records=records)
+        rows = np.repeat(np.arange(len(cache)), cache.n_events)
+        cols = cache.times.astype(np.int64) * self.encoder_.n_inputs + cache.neurons
+        shape = (len(cache), self.encoder_.n_steps * self.encoder_.n_inputs)
+        return sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=shape)
+
+
 def make_baseline(
     name: str, C: float = 1.0, random_state: int = 0
 ) -> LogisticRegression | LinearSVC | SVC:
@@ -207,6 +239,7 @@ def fit_baseline(
     max_rows: int | None = None,
     grid_rows: int | None = None,
     random_state: int = 0,
+    vectorizer: TransformerMixin | None = None,
 ) -> BaselineFit:
     """Fit baseline ``name`` on training ``records`` / labels ``y`` ``[n]``.
 
@@ -214,8 +247,10 @@ def fit_baseline(
     package of each record, so no package is in both parts of an inner split), then the model is
     refitted on all the training records. ``max_rows`` caps the rows of the final fit (spec: RBF
     SVM on at most 10,000, its cost is quadratic) and ``grid_rows`` those of the inner search;
-    both subsamples are drawn uniformly with ``random_state``. The vectoriser is fitted once on
-    the (subsampled) training records, so the inner folds share its vocabulary and scales.
+    both subsamples are drawn uniformly with ``random_state``. The vectoriser
+    (default ``RecordVectorizer(schema, numeric=numeric)``; e.g. a
+    :class:`SpikeRasterVectorizer`) is fitted once on the (subsampled) training records, so the
+    inner folds share its vocabulary and scales.
     """
     start = time.perf_counter()
     y = np.asarray(y)
@@ -225,7 +260,9 @@ def fit_baseline(
     if max_rows is not None and len(index) > max_rows:
         index = np.sort(rng.choice(index, size=max_rows, replace=False))
     train = [records[i] for i in index]
-    vectorizer = RecordVectorizer(schema, numeric=numeric).fit(train)
+    if vectorizer is None:
+        vectorizer = RecordVectorizer(schema, numeric=numeric)
+    vectorizer = clone(vectorizer).fit(train)
     features = vectorizer.transform(train)
     grid_index = np.arange(len(index))
     if grid_rows is not None and len(grid_index) > grid_rows:

@@ -23,6 +23,7 @@ LABELS = {
     "logistic": "logistic regression",
     "linear_svm": "linear SVM",
     "rbf_svm": "RBF SVM (10k-row subsample)",
+    "raster_logistic": "logistic regression on the input spike raster",
 }
 
 

@@ -13,7 +13,9 @@ interrupted run resumes where it stopped. Models:
   output spike counts);
 - ``logistic``, ``linear_svm``, ``rbf_svm``: :func:`~spikeforge.files.baselines.fit_baseline`
   on one-hot / multi-hot / standardised features of the same records (``C`` by inner grouped CV;
-  the RBF SVM on a 10,000-row subsample).
+  the RBF SVM on a 10,000-row subsample);
+- ``raster_logistic`` (diagnostic, not in the default list): the same logistic regression on the
+  flattened input spike raster the spiking models see.
 
 Every spiking model sees the records through the same :class:`~spikeforge.encoding.KeyValueEncoder`
 (T = 64, M = 16, tile bins fitted on the training folds only).
@@ -36,13 +38,14 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 
 from spikeforge.encoding import KeyValueEncoder
 from spikeforge.experiments.report import ReportFolder
-from spikeforge.files.baselines import BASELINES, fit_baseline
+from spikeforge.files.baselines import BASELINES, SpikeRasterVectorizer, fit_baseline
 from spikeforge.files.debfiles import CLASSES, FEATURE_SETS, Debfiles
 from spikeforge.files.memristive import MemristiveSynapse
 from spikeforge.files.stdp import STDPClassifier
 from spikeforge.files.supervised import SNNClassifier
 
 __all__ = [
+    "DIAGNOSTICS",
     "MODELS",
     "SPIKING",
     "Settings",
@@ -54,7 +57,11 @@ __all__ = [
 ]
 
 SPIKING = ("snn", "snn-memristive", "stdp")
-MODELS = (*SPIKING, *BASELINES)
+DIAGNOSTICS = ("raster_logistic",)
+"""Not run by default: ``raster_logistic`` = logistic regression on the flattened input spike
+raster (:class:`~spikeforge.files.baselines.SpikeRasterVectorizer`), how much of the label the
+spike encoding itself keeps."""
+MODELS = (*SPIKING, *BASELINES, *DIAGNOSTICS)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class Settings:
 
     features: tuple[str, ...] = ("meta", "full")
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = (*SPIKING, *BASELINES)
     n_steps: int = 64
     snn_epochs: int = 20
     snn_lr: float = 3e-3
@@ -174,9 +181,15 @@ def run_unit(
     schema = data.schema(features)
     extra: dict[str, Any] = {}
     start = time.perf_counter()
-    if model in BASELINES:
+    if model in BASELINES or model in DIAGNOSTICS:
+        raster = model == "raster_logistic"
+        vectorizer = (
+            SpikeRasterVectorizer(KeyValueEncoder(schema, n_steps=settings.n_steps, nan="missing"))
+            if raster
+            else None
+        )
         fit = fit_baseline(
-            model,
+            "logistic" if raster else model,
             train,
             y[train_idx],
             groups,
@@ -184,6 +197,7 @@ def run_unit(
             max_rows=settings.rbf_rows if model == "rbf_svm" else None,
             grid_rows=settings.grid_rows,
             random_state=settings.seed,
+            vectorizer=vectorizer,
         )
         estimator: Any = fit.model
         extra = {"C": fit.C, "cv_macro_f1": {str(c): s for c, s in fit.cv_scores.items()}}
