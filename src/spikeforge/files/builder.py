@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from spikeforge.files.kinds import HEAD_BYTES, MERGED, classify
+from spikeforge.files.debfiles import COLUMNS
+from spikeforge.files.fields import path_fields, read_head, stat_fields
+from spikeforge.files.kinds import MERGED, classify
 from spikeforge.io import atomic_write
 
 __all__ = [
@@ -58,45 +60,6 @@ CAP = 2000
 
 EXCLUDE = ("google-cloud-cli*",)
 """Shell patterns of package names left out entirely (spec §4.4)."""
-
-_COLUMNS = (
-    "path",
-    "dir",
-    "name",
-    "ext",
-    "n_dots",
-    "depth",
-    "name_len",
-    "top2",
-    "size",
-    "mode",
-    "exec",
-    "setid",
-    "uid",
-    "gid",
-    "nlink",
-    "mtime",
-    "package",
-    "version",
-    "section",
-    "priority",
-    "arch",
-    "multi_arch",
-    "essential",
-    "installed_size_kb",
-    "conffile",
-    "has_md5",
-    "fold",
-    "kind",
-)
-
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-)
 
 
 @dataclass
@@ -189,64 +152,21 @@ def _package_fields(
     return pool[0] if len(pool) == 1 else None
 
 
-def _path_fields(path: str) -> dict[str, Any]:
-    parent, name = os.path.split(path)
-    parts = [p for p in path.split("/") if p]
-    return {
-        "path": path,
-        "dir": parent,
-        "name": name,
-        "ext": name.rsplit(".", 1)[1].lower() if "." in name.lstrip(".") else "",
-        "n_dots": name.count("."),
-        "depth": len(parts),
-        "name_len": len(name),
-        "top2": "/".join(parts[:2]),
-    }
-
-
 def _read_kind(full: bytes, st: os.stat_result) -> str | None:
     """The merged kind of the regular file ``full`` lstat'ed as ``st``; None if unreadable."""
     try:
-        fd = os.open(full, _OPEN_FLAGS)
-    except OSError:
+        head, _ = read_head(full, st)
+    except OSError:  # FileReplacedError included
         return None
-    try:
-        now = os.fstat(fd)
-        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-            return None
-        head = b""
-        while len(head) < HEAD_BYTES:
-            chunk = os.read(fd, HEAD_BYTES - len(head))
-            if not chunk:
-                break
-            head += chunk
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     kind = classify(head, st.st_size)
     return MERGED.get(kind, kind)
-
-
-def _file_fields(st: os.stat_result) -> dict[str, Any]:
-    mode = st.st_mode
-    return {
-        "size": st.st_size,
-        "mode": oct(stat.S_IMODE(mode)),
-        "exec": int(bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))),
-        "setid": int(bool(mode & (stat.S_ISUID | stat.S_ISGID))),
-        "uid": st.st_uid,
-        "gid": st.st_gid,
-        "nlink": st.st_nlink,
-        "mtime": int(st.st_mtime),
-    }
 
 
 def _csv_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     """The uncompressed CSV: header and rows, ``\\n`` line ends, minimal quoting, UTF-8 with
     surrogate escapes for path bytes that are not valid UTF-8."""
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue().encode("utf-8", "surrogateescape")
@@ -354,8 +274,8 @@ def build_debfiles(
                 continue
             rows.append(
                 {
-                    **_path_fields(path),
-                    **_file_fields(st),
+                    **path_fields(path),
+                    **stat_fields(st),
                     **package_fields,
                     "conffile": int(path in conffiles),
                     "has_md5": int(path in md5),

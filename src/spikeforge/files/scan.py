@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from spikeforge.files.kinds import HEAD_BYTES, classify
+from spikeforge.files.fields import FileReplacedError, path_fields, read_head, stat_fields
+from spikeforge.files.kinds import classify
 from spikeforge.io import atomic_write
 
 FIELDS = (
@@ -48,14 +49,6 @@ FIELDS = (
     "kind",
 )
 """The columns of a scan record, in output order."""
-
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-)
 
 
 @dataclass
@@ -119,56 +112,24 @@ def _problem(problems: Counter[str], exc: OSError, where: str) -> None:
 def _read_head(path: bytes, st: os.stat_result, problems: Counter[str]) -> str:
     """The kind of the regular file ``path`` lstat'ed as ``st``; '' when it cannot be read."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        head, now = read_head(path, st)
+    except FileReplacedError:
+        problems["changed"] += 1  # replaced since lstat: do not read what it became
+        return ""
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             problems["changed"] += 1  # replaced by a symlink since lstat
         else:
             _problem(problems, exc, "file")
         return ""
-    try:
-        now = os.fstat(fd)
-        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-            problems["changed"] += 1  # replaced since lstat: do not read what it became
-            return ""
-        if now.st_size != st.st_size or now.st_mtime_ns != st.st_mtime_ns:
-            problems["changed"] += 1  # still the same file; label what it holds now
-        head = os.read(fd, HEAD_BYTES)
-        size = now.st_size or len(head)  # pseudo-files report size 0 yet hold bytes
-        return classify(head, size)
-    except OSError as exc:
-        _problem(problems, exc, "file")
-        return ""
-    finally:
-        os.close(fd)
+    if now.st_size != st.st_size or now.st_mtime_ns != st.st_mtime_ns:
+        problems["changed"] += 1  # still the same file; label what it holds now
+    return classify(head, now.st_size or len(head))  # pseudo-files report size 0 yet hold bytes
 
 
 def _record(path: bytes, st: os.stat_result, kind: str) -> dict[str, Any]:
-    text = safe_text(path)
-    parent, name = os.path.split(text)
-    bare = name.lstrip(".")
-    parts = [p for p in text.split("/") if p]
-    mode = st.st_mode
-    return {
-        "path": text,
-        "dir": parent,
-        "name": name,
-        "ext": name.rsplit(".", 1)[1].lower() if "." in bare else "",
-        "n_dots": name.count("."),
-        "depth": len(parts),
-        "name_len": len(name),
-        "top2": "/".join(parts[:2]),
-        "type": _type_name(mode),
-        "size": st.st_size,
-        "mode": oct(stat.S_IMODE(mode)),
-        "exec": int(bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))),
-        "setid": int(bool(mode & (stat.S_ISUID | stat.S_ISGID))),
-        "uid": st.st_uid,
-        "gid": st.st_gid,
-        "nlink": st.st_nlink,
-        "mtime": int(st.st_mtime),
-        "kind": kind,
-    }
+    fields = path_fields(safe_text(path))
+    return {**fields, "type": _type_name(st.st_mode), **stat_fields(st), "kind": kind}
 
 
 def iter_scan(
