@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.files.debfiles import CLASSES, KEY_TYPE_OF, feature_value
+from spikeforge.files.debfiles import CLASSES, FEATURE_SETS, KEY_TYPE_OF, feature_value
 from spikeforge.files.kinds import MERGED
+from spikeforge.files.scan import FIELDS
 
 __all__ = [
     "SCAN_FEATURES",
@@ -30,24 +31,9 @@ __all__ = [
     "scan_schema",
 ]
 
-SCAN_FEATURES = (
-    "size",
-    "mode",
-    "exec",
-    "setid",
-    "uid",
-    "gid",
-    "nlink",
-    "mtime",
-    "depth",
-    "top2",
-    "ext",
-    "n_dots",
-    "name_len",
-    "dir",
-    "name",
-)
-"""The features of a scan of any tree (path and lstat fields, spec §4.3)."""
+SCAN_FEATURES = tuple(f for f in FEATURE_SETS["full"] if f in FIELDS)
+"""The features of a scan of any tree (path and lstat fields, spec §4.3): size, mode, exec,
+setid, uid, gid, nlink, mtime, depth, top2, ext, n_dots, name_len, dir, name."""
 
 
 class TableError(ValueError):
