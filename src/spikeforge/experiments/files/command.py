@@ -122,6 +122,6 @@ COMMANDS = (
         _arguments,
         _run_command,
         group="reproduce",
-        runtime="about 25 min (to be measured)",
+        runtime="about 24 min with --jobs 2 (measured 1,417 s, shared machine)",
     ),
 )
