@@ -222,7 +222,7 @@ COMMANDS = (
         _train_arguments,
         _guard(_train),
         group="files",
-        runtime="about 1 min on debfiles (snn, 2 threads)",
+        runtime="1-2 min on debfiles (snn)",
     ),
     Command(
         "predict",
