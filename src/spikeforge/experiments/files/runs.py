@@ -173,10 +173,9 @@ def run_unit(
     train_idx, test_idx = data.split(fold)
     train_idx = _subsample(train_idx, settings.max_train, rng)
     test_idx = _subsample(test_idx, settings.max_test, rng)
-    records = data.records(features)
     y = data.y
-    train = [records[i] for i in train_idx]
-    test = [records[i] for i in test_idx]
+    train = data.records(features, index=train_idx)
+    test = data.records(features, index=test_idx)
     groups = data.package[train_idx]
     schema = data.schema(features)
     extra: dict[str, Any] = {}
@@ -219,13 +218,12 @@ def run_unit(
         else:
             estimator.fit(train, y[train_idx], groups=groups)
             extra = {"epochs": estimator.n_epochs_, "best_epoch": estimator.best_epoch_}
-            extra["spikes_per_record"] = estimator.spike_counts(
-                test[: settings.spike_count_records]
-            )
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = np.asarray(estimator.predict(test))
     predict_s = time.perf_counter() - start
+    if isinstance(estimator, SNNClassifier):
+        extra["spikes_per_record"] = estimator.spike_counts(test[: settings.spike_count_records])
     return {
         "features": features,
         "fold": fold,
