@@ -1,0 +1,353 @@
+"""Layer-level tests of DWAM (spec dwam.md §6.7) on the §4.3 sketch: 100 Bernoulli input spike
+trains -> 30 decay-factor LIF neurons (β = 0.8, soft reset), seeded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from spikeforge.core import LIF, DecayLIF, MultiStep
+from spikeforge.homeostasis import DWAM, AdaptiveLIF, UnsupportedLayerError
+
+N_IN, N_OUT, P_IN, T = 100, 30, 0.2, 5
+
+
+def make_net(seed: int = 1) -> nn.Sequential:
+    """The trained host of the sketch: nominal mean rate ~0.25 spikes per step."""
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(N_IN, N_OUT, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.rand(N_OUT, N_IN, generator=g) * 0.036)
+    return nn.Sequential(MultiStep(lin), DecayLIF(decay=0.8, reset="subtract"))
+
+
+def spikes_in(g: torch.Generator, steps: int = T, batch: int = 1) -> torch.Tensor:
+    """Bernoulli input spikes ``[steps, batch, N_IN]``."""
+    return (torch.rand(steps, batch, N_IN, generator=g) < P_IN).float()
+
+
+def reference(net: nn.Module, seed: int = 2) -> dict[str, torch.Tensor]:
+    probe = DWAM(net, ["0"], stream_state=True)
+    return probe.record_reference(spikes_in(torch.Generator().manual_seed(seed), 2000))
+
+
+def degrade(net: nn.Sequential, scale: float = 0.6) -> None:
+    with torch.no_grad():
+        net[0].layer.weight.mul_(scale)
+
+
+def run(dwam: DWAM, updates: int, seed: int = 3) -> list[float]:
+    """Mean output rate of every call (one update per call, K = T)."""
+    g = torch.Generator().manual_seed(seed)
+    return [float(dwam(spikes_in(g)).mean()) for _ in range(updates)]
+
+
+def mean_last(rates: list[float], n: int = 500) -> float:
+    return sum(rates[-n:]) / n
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices: torch's intra-op threads only add overhead (and contention)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(one_thread) -> tuple[dict[str, torch.Tensor], float]:
+    """Reference rates of the nominal host and its mean."""
+    ref = reference(make_net())
+    return ref, float(ref["0"].mean())
+
+
+def test_recovers_nominal_rate_under_weight_scaling(setup):
+    ref, nominal = setup
+    assert 0.2 < nominal < 0.3
+    net = make_net()
+    degrade(net, 0.6)
+    with torch.no_grad():
+        plain = float(net(spikes_in(torch.Generator().manual_seed(4), 2000)).mean())
+    assert plain < 0.4 * nominal  # the plain network stays ~65 % down
+    dwam = DWAM(
+        net, ["0"], eta=0.01, tau_theta=10, zeta=2, window=200, c_ref=ref, stream_state=True
+    )
+    rates = run(dwam, 2500)
+    assert abs(mean_last(rates) - nominal) < 0.1 * nominal
+    # the plain network (trained parameters, no DWAM) is still down afterwards
+    with torch.no_grad():
+        after = float(net(spikes_in(torch.Generator().manual_seed(4), 2000)).mean())
+    assert after == plain
+
+
+def test_no_adaptation_before_the_window_is_full(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    dwam = DWAM(net, ["0"], window=200, c_ref=ref, stream_state=True)
+    run(dwam, 199)
+    assert torch.equal(dwam.weights["0"], net[0].layer.weight)
+    assert float(dwam.gates()["0"].abs().max()) == 0.0
+
+
+def test_closed_gate_constant_input_no_change(setup):
+    """Constant input and no carried state: every call gives the same spikes, CV = 0, g = 0."""
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    dwam = DWAM(net, ["0"], window=50, c_ref=ref)
+    x = torch.full((20, 4, N_IN), P_IN)
+    for _ in range(300):
+        dwam(x)
+    assert float(dwam.gates()["0"].max()) < 1e-5
+    assert dwam.weight_change()["0"] < 1e-6
+    # control: the same run with fluctuating input opens the gate and changes the weights
+    noisy = DWAM(net, ["0"], window=50, c_ref=ref)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(300):
+        noisy(spikes_in(g, 20, 4))
+    assert float(noisy.gates()["0"].mean()) > 0.1
+    assert noisy.weight_change()["0"] > 1e-3
+
+
+def test_silent_neuron_is_absorbing(setup):
+    ref, nominal = setup
+    net = make_net()
+    degrade(net)
+    with torch.no_grad():
+        net[0].layer.weight[3] = 0.0  # neuron 3 silenced
+    dwam = DWAM(net, ["0"], c_ref=ref, stream_state=True)
+    run(dwam, 1500)
+    assert float(dwam.rates()["0"][3]) == 0.0
+    assert torch.equal(dwam.weights["0"][3], torch.zeros(N_IN))  # φ = 0: never recovers
+    others = torch.cat([dwam.rates()["0"][:3], dwam.rates()["0"][4:]])
+    assert float(others.mean()) > 0.8 * nominal  # the rest recovers
+
+
+def _collapsed(rates: list[float], n: int = 200, floor: float = 0.01) -> bool:
+    return any(sum(rates[i : i + n]) / n < floor for i in range(0, len(rates) - n, 50))
+
+
+@pytest.mark.parametrize(
+    ("tau_theta", "sign"),
+    [(300.0, 1), (10.0, -1)],
+    ids=["slow-theta", "flipped-sign"],
+)
+def test_slow_threshold_or_flipped_sign_collapses(setup, tau_theta, sign):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    dwam = DWAM(net, ["0"], tau_theta=tau_theta, sign=sign, c_ref=ref, stream_state=True)
+    assert _collapsed(run(dwam, 2500))
+
+
+def test_control_fast_threshold_never_collapses(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    dwam = DWAM(net, ["0"], c_ref=ref, stream_state=True)
+    rates = run(dwam, 2500)
+    assert not _collapsed(rates[200:], floor=0.05)
+
+
+def test_trained_weights_bit_identical_after_evaluation(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = spikes_in(torch.Generator().manual_seed(6), 50, 2)
+    out_before = net(x)
+    dwam = DWAM(net, ["0"], c_ref=ref, stream_state=True)
+    for episode in range(2):
+        dwam.reset(episode)
+        run(dwam, 600, seed=episode)
+    assert dwam.weight_change()["0"] > 0.05  # the copies did adapt
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert torch.equal(net(x), out_before)  # no hooks left on the model
+    dwam.reset(7)
+    assert torch.equal(dwam.weights["0"], net[0].layer.weight)
+    assert dwam.episode_seed == 7
+
+
+def test_gate_always_in_unit_interval(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    dwam = DWAM(net, ["0"], zeta=50.0, window=20, c_ref=ref, stream_state=True)
+    g = torch.Generator().manual_seed(8)
+    seen_one = False
+    for _ in range(300):
+        dwam(spikes_in(g))
+        gate = dwam.gates()["0"]
+        assert float(gate.min()) >= 0.0 and float(gate.max()) <= 1.0
+        seen_one |= bool((gate == 1.0).any())
+    assert seen_one  # ζ·CV > 1 did occur and was clipped
+
+
+def test_state_dict_round_trip_and_reset(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net)
+    a = DWAM(net, ["0"], window=20, c_ref=ref)
+    g = torch.Generator().manual_seed(9)
+    for _ in range(100):
+        a(spikes_in(g))
+    sd = a.state_dict()
+    xs = [spikes_in(g) for _ in range(30)]
+    outs_a = [a(x) for x in xs]
+    b = DWAM(net, ["0"], window=20, c_ref=1.0)
+    b.load_state_dict(sd)
+    outs_b = [b(x) for x in xs]
+    for oa, ob in zip(outs_a, outs_b, strict=True):
+        assert torch.equal(oa, ob)
+    assert torch.equal(a.weights["0"], b.weights["0"])
+    assert torch.equal(a.rates()["0"], b.rates()["0"])
+    # state_dict holds copies
+    sd["0.weight"].zero_()
+    assert not torch.equal(a.weights["0"], sd["0.weight"])
+    # reset: trained weights, θ_M = c_ref, no updates
+    a.reset()
+    assert torch.equal(a.weights["0"], net[0].layer.weight)
+    fresh = a.state_dict()
+    assert torch.equal(fresh["0.theta_m"], ref["0"])
+    assert fresh["0.updates"] == 0
+    # keep_weights: adaptation survives a reset
+    k = DWAM(net, ["0"], window=20, c_ref=ref, keep_weights=True)
+    for _ in range(100):
+        k(spikes_in(g))
+    kept = k.weights["0"].clone()
+    k.reset(1)
+    assert torch.equal(k.weights["0"], kept)
+    assert not torch.equal(kept, net[0].layer.weight)
+
+
+def test_load_state_dict_rejects_mismatch(setup):
+    ref, _ = setup
+    dwam = DWAM(make_net(), ["0"], c_ref=ref)
+    sd = dwam.state_dict()
+    bad = dict(sd)
+    del bad["0.theta_m"]
+    with pytest.raises(KeyError, match=r"0\.theta_m"):
+        dwam.load_state_dict(bad)
+    bad = dict(sd)
+    bad["0.weight"] = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match=r"0\.weight: expected shape \[30, 100\]"):
+        dwam.load_state_dict(bad)
+    bad = dict(sd)
+    bad["0.c_post"] = torch.full((N_OUT,), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        dwam.load_state_dict(bad)
+
+
+def test_streamed_chunks_equal_one_long_run_while_gate_closed(setup):
+    """stream_state carries the membrane over calls; before the window fills, φ = 0 exactly."""
+    ref, _ = setup
+    net = make_net()
+    x = spikes_in(torch.Generator().manual_seed(10), 10 * T, 3)
+    whole = net(x)
+    dwam = DWAM(net, ["0"], window=100, c_ref=ref, stream_state=True)
+    chunks = torch.cat([dwam(c) for c in x.split(T)])
+    assert torch.equal(chunks, whole)
+    dwam.reset()
+    restarted = dwam(x[:T])
+    assert torch.equal(restarted, whole[:T])
+
+
+def test_bare_linear_explicit_neuron_and_update_period():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 6)
+            self.act = AdaptiveLIF(a=0.02)
+            self.out = MultiStep(nn.Linear(6, 2))
+            self.lif = LIF()
+
+        def forward(self, x):
+            return self.lif(self.out(self.act(self.fc(x))))
+
+    net = Net()
+    with torch.no_grad():
+        net.fc.weight.uniform_(0.0, 0.5)
+    dwam = DWAM(net, {"fc": "act", "out": "lif"}, update_every=10, window=5, stream_state=True)
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(4, 2, 8, generator=g)
+    refs = dwam.record_reference([x, x])
+    assert set(refs) == {"fc", "out"} and refs["fc"].shape == (6,)
+    dwam(x)  # 4 steps < K = 10: no update yet
+    assert dwam.state_dict()["fc.updates"] == 0
+    dwam(x)
+    dwam(x)  # 12 steps: one update
+    assert dwam.state_dict()["fc.updates"] == 1
+    assert dwam.state_dict()["out.updates"] == 1
+
+
+def test_errors_name_the_layer():
+    net = nn.Sequential(MultiStep(nn.Conv1d(2, 4, 3)), LIF())
+    with pytest.raises(UnsupportedLayerError, match=r"MultiStep\(Conv1d\) at '0'"):
+        DWAM(net, ["0"])
+    net = nn.Sequential(MultiStep(nn.Linear(4, 3)), nn.ReLU())
+    with pytest.raises(
+        UnsupportedLayerError, match="no spikeforge neuron follows MultiStep at '0'"
+    ):
+        DWAM(net, ["0"])
+    with pytest.raises(UnsupportedLayerError, match=r"no module at 'features\.3'"):
+        DWAM(net, ["features.3"])
+    with pytest.raises(UnsupportedLayerError, match="no module at 'nope'"):
+        DWAM(net, {"0": "nope"})
+
+
+def test_bad_inputs_and_parameters(setup):
+    ref, _ = setup
+    net = make_net()
+    with pytest.raises(RuntimeError, match="no reference rates"):
+        DWAM(net, ["0"])(spikes_in(torch.Generator().manual_seed(0)))
+    dwam = DWAM(net, ["0"], c_ref=ref)
+    x = spikes_in(torch.Generator().manual_seed(0))
+    x[2, 0, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        dwam(x)
+    with pytest.raises(ValueError, match=r"time-first input \[T, B, \.\.\.\], got \[100\]"):
+        dwam(torch.zeros(N_IN))
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
+        dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
+    with pytest.raises(ValueError, match=r"c_ref\['0'\] has shape \[3\]"):
+        DWAM(net, ["0"], c_ref={"0": torch.zeros(3)})
+    with pytest.raises(ValueError, match="rates in"):
+        DWAM(net, ["0"], c_ref=2.0)
+    for kwargs, msg in [
+        ({"eta": 0.0}, "eta"),
+        ({"eta": float("nan")}, "eta"),
+        ({"tau_theta": 0.5}, "tau_theta"),
+        ({"window": 1}, "window"),
+        ({"tau_c": 0.0}, "tau_c"),
+        ({"update_every": 0}, "update_every"),
+        ({"w_range": (1.0, -1.0)}, "w_range"),
+        ({"sign": 0}, "sign"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            DWAM(net, ["0"], **kwargs)
+
+
+def test_clipping_options(setup):
+    ref, _ = setup
+    net = make_net()
+    degrade(net, 1.5)  # over-excited: depression drives weights down
+    dwam = DWAM(
+        net,
+        ["0"],
+        eta=0.05,
+        window=20,
+        c_ref=ref,
+        clip_sign=True,
+        w_range=(0.0, 0.03),
+        stream_state=True,
+    )
+    run(dwam, 600)
+    w = dwam.weights["0"]
+    assert float(w.min()) >= 0.0 and float(w.max()) <= 0.03
+    assert dwam.weight_change()["0"] > 0.01
