@@ -47,15 +47,6 @@ def mean_last(rates: list[float], n: int = 500) -> float:
     return sum(rates[-n:]) / n
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: torch's intra-op threads only add overhead (and contention)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def setup(one_thread) -> tuple[dict[str, torch.Tensor], float]:
     """Reference rates of the nominal host and its mean."""
