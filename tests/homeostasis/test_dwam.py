@@ -302,10 +302,17 @@ def test_bad_inputs_and_parameters(setup):
     x[2, 0, 5] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         dwam(x)
+    streaming = DWAM(net, ["0"], c_ref=ref, stream_state=True)
+    streaming(spikes_in(torch.Generator().manual_seed(0), T, 2))
+    with pytest.raises(ValueError, match=r"stream_state: the neuron '1' carries a state"):
+        streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
+    streaming.reset()
+    streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
     with pytest.raises(ValueError, match=r"time-first input \[T, B, \.\.\.\], got \[100\]"):
         dwam(torch.zeros(N_IN))
     with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
         dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
+    assert not net[0].layer._forward_hooks and not net[1]._forward_hooks  # removed on error
     with pytest.raises(ValueError, match=r"c_ref\['0'\] has shape \[3\]"):
         DWAM(net, ["0"], c_ref={"0": torch.zeros(3)})
     with pytest.raises(ValueError, match="rates in"):

@@ -40,7 +40,8 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
   evaluation); ``keep_weights=True`` keeps the adapted weights and the adaptation state across
   resets (only the streamed membrane state and the pending spike counts are cleared);
 * ``stream_state=True`` carries the membrane state of **every** spikeforge neuron of the model
-  from one call to the next (a continuous stream cut into chunks); by default each call starts
+  from one call to the next (a continuous stream cut into chunks; the batch size must stay the
+  same, and each neuron module must be called once per forward); by default each call starts
   from the neurons' initial state, as the host does;
 * the model's output with DWAM is computed by a forward hook that recomputes each plastic
   layer with its working weight (``F.linear``), so the plastic layers cost twice their plain
@@ -439,7 +440,16 @@ class DWAM:
                 return None  # the caller manages the state itself
             kwargs = {**kwargs, "return_state": True}
             if npath in self._neuron_state:
-                kwargs["state"] = self._neuron_state[npath]
+                state = self._neuron_state[npath]
+                v = state[0] if isinstance(state, tuple) else state
+                x = args[0]
+                if v.shape != x.shape[1:]:
+                    raise ValueError(
+                        f"stream_state: the neuron {npath!r} carries a state of shape "
+                        f"{list(v.shape)} but now gets [T, B, ...] = {list(x.shape)} (batch or "
+                        "neuron shape changed); call reset() between streams"
+                    )
+                kwargs["state"] = state
             return args, kwargs
 
         return hook
