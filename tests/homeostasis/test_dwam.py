@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.core import LIF, DecayLIF, MultiStep
+from spikeforge.core import LIF, DecayLIF, MultiStep, SpikeLinear
 from spikeforge.homeostasis import DWAM, AdaptiveLIF, UnsupportedLayerError
 
 N_IN, N_OUT, P_IN, T = 100, 30, 0.2, 5
@@ -349,3 +349,17 @@ def test_clipping_options(setup):
     w = dwam.weights["0"]
     assert float(w.min()) >= 0.0 and float(w.max()) <= 0.03
     assert dwam.weight_change()["0"] > 0.01
+
+
+def test_spike_linear_layer_is_supported():
+    lin = SpikeLinear(N_IN, N_OUT, path="dense")
+    with torch.no_grad():
+        lin.weight.uniform_(0.0, 0.05)
+    net = nn.Sequential(MultiStep(lin), LIF(tau=2.0))
+    dwam = DWAM(net, ["0"], window=50, c_ref=0.2)
+    g = torch.Generator().manual_seed(12)
+    for _ in range(3):
+        x = spikes_in(g, T, 2)
+        with torch.no_grad():
+            expected = net(x)
+        torch.testing.assert_close(dwam(x), expected)  # the working copy, not yet adapted
