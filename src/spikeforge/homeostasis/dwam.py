@@ -189,7 +189,6 @@ class DWAM:
         self.stream_state = bool(stream_state)
         self.episode_seed: int | None = None
         self._neuron_state: dict[str, Any] = {}
-        self._steps_this_call = 0
         self._has_ref = False
 
         modules = dict(model.named_modules())
