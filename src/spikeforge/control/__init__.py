@@ -2,12 +2,24 @@
 
 * :mod:`~spikeforge.control.experts`: CartPole-v1 and Pendulum-v1 expert policies and
   :func:`rollout`.
+* :mod:`~spikeforge.control.arena`: the continuous obstacle arena (static and dynamic), its
+  potential-field expert and :func:`register_envs` (id ``spikeforge/ObstacleArena-v0``).
 * :mod:`~spikeforge.control.degradations`: observation noise, weight scaling / weight noise on
   copies of a network, obstacle speed factor.
 
-Nothing is registered with gymnasium at import time.
+Nothing is registered with gymnasium at import time; call :func:`register_envs` before
+``gymnasium.make(ARENA_ENV_ID)`` (or construct :class:`ObstacleArenaEnv` directly).
 """
 
+from spikeforge.control.arena import (
+    ARENA_ENV_ID,
+    EXPERT_STATIC_SUCCESS,
+    ArenaLayout,
+    ObstacleArenaEnv,
+    decode_beams,
+    potential_field_expert,
+    register_envs,
+)
 from spikeforge.control.degradations import (
     OBSERVATION_NOISE_LEVELS,
     OBSTACLE_SPEED_LEVELS,
@@ -27,16 +39,23 @@ from spikeforge.control.experts import (
 )
 
 __all__ = [
+    "ARENA_ENV_ID",
+    "EXPERT_STATIC_SUCCESS",
     "OBSERVATION_NOISE_LEVELS",
     "OBSTACLE_SPEED_LEVELS",
     "PENDULUM_UPRIGHT_ENERGY",
     "WEIGHT_NOISE_LEVELS",
     "WEIGHT_SCALE_LEVELS",
+    "ArenaLayout",
     "ObservationNoise",
+    "ObstacleArenaEnv",
     "RolloutResult",
     "add_weight_noise",
     "cartpole_expert",
+    "decode_beams",
     "pendulum_expert",
+    "potential_field_expert",
+    "register_envs",
     "rollout",
     "scale_weights",
     "set_obstacle_speed_factor",

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeforge.control.arena import ObstacleArenaEnv
+
 __all__ = [
     "OBSERVATION_NOISE_LEVELS",
     "OBSTACLE_SPEED_LEVELS",
@@ -195,8 +197,6 @@ def set_obstacle_speed_factor(env: gym.Env, factor: float) -> None:
     Raises:
         TypeError: if ``env.unwrapped`` is not an ``ObstacleArenaEnv``.
     """
-    from spikeforge.control.arena import ObstacleArenaEnv
-
     arena = env.unwrapped
     if not isinstance(arena, ObstacleArenaEnv):
         raise TypeError(f"expected an ObstacleArenaEnv, got {type(arena).__name__}")
