@@ -174,6 +174,12 @@ def test_action_validation_and_discrete_actions() -> None:
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(np.array([1.0]))
+    with pytest.raises(ValueError, match="outside the arena"):
+        ArenaLayout(start=(11.0, 5.0, 0.0), goal=(5.0, 5.0), obstacles=np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="velocities"):
+        ArenaLayout(start=(1, 1, 0), goal=(5, 5), obstacles=[(3, 3, 0.5)], velocities=[(0, 0)] * 2)
+    with pytest.raises(TypeError, match="ArenaLayout"):
+        env.reset(options={"layout": "nope"})
     env = ObstacleArenaEnv(discrete=True)
     _reset(env, (5.0, 5.0, 0.0), (9.0, 9.0), np.zeros((0, 3)))
     env.step(0)

@@ -102,6 +102,9 @@ class ArenaLayout:
             )
         if np.any(self.obstacles[:, 2] <= 0):
             raise ValueError("obstacle radii must be > 0")
+        for name, xy in (("start", self.start[:2]), ("goal", self.goal)):
+            if not (np.all(np.isfinite(xy)) and np.all((xy >= 0.0) & (xy <= ARENA_SIZE))):
+                raise ValueError(f"{name} {xy.tolist()} is outside the arena [0, {ARENA_SIZE}]²")
         self.velocities = vel
 
 
