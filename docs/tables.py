@@ -1022,7 +1022,12 @@ def features() -> str:
             "done",
             _files_headline(),
         ],
-        ["DWAM homeostasis", "Zhou et al., AAAI 2026 (arXiv 2511.17563)", "planned", "-"],
+        [
+            "[DWAM homeostasis](docs/homeostasis.md)",
+            "Zhou et al., AAAI 2026 (arXiv 2511.17563)",
+            "in progress",
+            "library, environments, experts; hosts and reproduction to do",
+        ],
         [
             "Universal representation",
             "Hundrieser et al., arXiv 2512.16872",
