@@ -1,0 +1,248 @@
+// Event-driven simulator of TTFS networks (spikeforge.ttfs.engine): float64, CPU, OpenMP.
+//
+// Times are window-relative. A layer receives, for every input feature, the value
+//     x = t_min - t_j >= 0
+// of each of its input spikes: how long before this layer's window opens the spike arrived
+// (0: a silent neuron, a padding spike or a spike exactly at t_min). A feature that went
+// through average pooling carries M sub-spikes, each with 1/M of the synaptic weight.
+// Layouts: inputs [B, C, H, W, M], outputs [B, O, Ho, Wo] (hidden: y = t_max - t_i, so that
+// the next layer's x is y; readout: membrane potential at t_min). A linear layer is a 1x1
+// convolution over C = features, H = W = 1.
+//
+// Neuron dynamics (nothing here is a closed-form shortcut of the mapping; each neuron is
+// integrated over its own input events):
+//  * B1 hidden (mode 0): firing blocked until t_min; V(t_min) = sum over input events of
+//    w (t_min - t_j); threshold theta = B_n - D (derived here); from t_min the potential rises
+//    with slope 1; the first crossing is t_min + (theta - V(t_min)); none before t_max: silent.
+//    V(t_min) > theta: the neuron fires at t_min, an early spike.
+//  * alpha1 hidden (mode 1): bias current alpha from t_min_prev (u = B_{n-1} before t_min),
+//    every input spike switches on its current J; the events are sorted (latest value first
+//    = earliest time first) and between events V(u) = P - S u with P = sum w x + alpha B_{n-1}
+//    and S the summed currents so far; the first crossing of theta is searched segment by
+//    segment. Silent inputs and padding spike at t_min (u = 0): they add their J to the slope
+//    for the firing phase (slope alpha + sum_j J_ij, summed here from the weights).
+//  * readout (modes 2 = B1, 3 = alpha1): V(t_min) = V0 + sum w x, V0 = D (B1) or
+//    alpha (t_min - t_min_prev) (alpha1).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+struct Event {
+  double u;   // time before t_min at which the spike arrives
+  int64_t k;  // tap index within the group's fan-in: (c_local * kh + ki) * kw + kj
+};
+
+}  // namespace
+
+extern "C" {
+
+int ttfs_events_abi() { return 1; }
+
+// Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
+// sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
+void ttfs_max_pool(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, const double* sign,
+                   int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                   int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, double* out, int threads) {
+#pragma omp parallel for num_threads(threads) collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t c = 0; c < C; ++c) {
+      const bool earliest = sign == nullptr || sign[c] > 0;
+      const double* xc = x + (b * C + c) * H * W;
+      double* oc = out + (b * C + c) * Ho * Wo;
+      for (int64_t ho = 0; ho < Ho; ++ho) {
+        for (int64_t wo = 0; wo < Wo; ++wo) {
+          bool any = false;
+          double best = 0.0;
+          for (int64_t ki = 0; ki < kh; ++ki) {
+            const int64_t ih = ho * sh - ph + ki * dh;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t kj = 0; kj < kw; ++kj) {
+              const int64_t iw = wo * sw - pw + kj * dw;
+              if (iw < 0 || iw >= W) continue;
+              const double v = xc[ih * W + iw];
+              if (!any || (earliest ? v > best : v < best)) {
+                best = v;
+                any = true;
+              }
+            }
+          }
+          oc[ho * Wo + wo] = best;
+        }
+      }
+    }
+  }
+}
+
+// Average pooling as spike routing: x [B, C, H, W, M] -> out [B, C, Ho, Wo, M * kh * kw], the
+// sub-spikes of each pooled feature; padding taps are silent (x = 0).
+void ttfs_avg_pool(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t M,
+                   int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                   int64_t Ho, int64_t Wo, double* out, int threads) {
+  const int64_t Mo = M * kh * kw;
+#pragma omp parallel for num_threads(threads) collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double* xc = x + (b * C + c) * H * W * M;
+      double* oc = out + (b * C + c) * Ho * Wo * Mo;
+      for (int64_t ho = 0; ho < Ho; ++ho) {
+        for (int64_t wo = 0; wo < Wo; ++wo) {
+          double* o = oc + (ho * Wo + wo) * Mo;
+          int64_t n = 0;
+          for (int64_t ki = 0; ki < kh; ++ki) {
+            const int64_t ih = ho * sh - ph + ki;
+            for (int64_t kj = 0; kj < kw; ++kj) {
+              const int64_t iw = wo * sw - pw + kj;
+              const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+              for (int64_t m = 0; m < M; ++m) {
+                o[n++] = inside ? xc[(ih * W + iw) * M + m] : 0.0;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// One layer: synapses (convolution geometry; a linear layer is a 1x1 convolution) and neurons.
+//   x      [B, C, H, W, M] input values (see the top of the file), all >= 0
+//   wt     [G][K_g][O_g] weights, K_g = (C / G) * kh * kw, transposed so that one input tap's
+//          weights to the group's output channels are contiguous
+//   param  mode 0: D; mode 1: theta; mode 2: D; mode 3: alpha. [O] or [O, Ho, Wo] (param_pp)
+//   alpha  mode 1 only: bias current, [O] or [O, Ho, Wo] (alpha_pp)
+//   width_prev = t_min - t_min_prev (B_{n-1}; 1 for the input window), width = B_n
+//   out    [B, O, Ho, Wo]; events[b] = synaptic events processed for sample b (input spikes
+//          with x > 0 times the output channels they reach); returns the early spikes.
+int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t M,
+                   const double* wt, int64_t O, int64_t G, int64_t kh, int64_t kw, int64_t sh,
+                   int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho,
+                   int64_t Wo, int mode, const double* param, int param_pp, const double* alpha,
+                   int alpha_pp, double width_prev, double width, double* out, int64_t* events,
+                   int threads) {
+  const int64_t Cg = C / G, Og = O / G, Kg = Cg * kh * kw, P = Ho * Wo;
+  const double inv_m = 1.0 / static_cast<double>(M);
+  // total input current of each neuron once every input has spiked (alpha1 firing phase)
+  std::vector<double> wsum(O, 0.0);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t o = 0; o < Og; ++o) wsum[g * Og + o] += wt[(g * Kg + k) * Og + o];
+  int64_t early = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : early)
+  {
+    std::vector<Event> ev(Kg * M);
+    std::vector<double> acc(Og), slope(Og), crossing(Og);
+    std::vector<char> fired(Og);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t n_syn = 0;
+      const double* xb = x + b * C * H * W * M;
+      for (int64_t ho = 0; ho < Ho; ++ho) {
+        for (int64_t wo = 0; wo < Wo; ++wo) {
+          const int64_t p = ho * Wo + wo;
+          for (int64_t g = 0; g < G; ++g) {
+            // gather this neuron group's input events (spikes before t_min)
+            int64_t n = 0;
+            for (int64_t cl = 0; cl < Cg; ++cl) {
+              const int64_t c = g * Cg + cl;
+              for (int64_t ki = 0; ki < kh; ++ki) {
+                const int64_t ih = ho * sh - ph + ki * dh;
+                if (ih < 0 || ih >= H) continue;
+                for (int64_t kj = 0; kj < kw; ++kj) {
+                  const int64_t iw = wo * sw - pw + kj * dw;
+                  if (iw < 0 || iw >= W) continue;
+                  const double* src = xb + ((c * H + ih) * W + iw) * M;
+                  const int64_t k = (cl * kh + ki) * kw + kj;
+                  for (int64_t m = 0; m < M; ++m) {
+                    if (src[m] > 0.0) ev[n++] = Event{src[m], k};
+                  }
+                }
+              }
+            }
+            n_syn += n * Og;
+            const double* wg = wt + g * Kg * Og;
+            const int64_t o0 = g * Og;
+            if (mode != 1) {
+              std::fill(acc.begin(), acc.end(), 0.0);
+              for (int64_t e = 0; e < n; ++e) {
+                const double a = ev[e].u * inv_m;
+                const double* row = wg + ev[e].k * Og;
+                for (int64_t o = 0; o < Og; ++o) acc[o] += row[o] * a;
+              }
+              for (int64_t o = 0; o < Og; ++o) {
+                const double prm = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
+                double result;
+                if (mode == 0) {
+                  const double theta = width - prm;
+                  double gap = theta - acc[o];  // time from t_min to the crossing, slope 1
+                  if (gap < 0.0) {  // already above threshold when firing is unblocked
+                    ++early;
+                    gap = 0.0;
+                  }
+                  result = width - gap;
+                  if (result < 0.0) result = 0.0;  // no crossing before t_max: silent
+                } else if (mode == 2) {
+                  result = prm + acc[o];
+                } else {
+                  result = prm * width_prev + acc[o];
+                }
+                out[((b * O + o0 + o) * Ho + ho) * Wo + wo] = result;
+              }
+              continue;
+            }
+            // alpha1: scan the events in time order
+            std::sort(ev.begin(), ev.begin() + n,
+                      [](const Event& l, const Event& r) { return l.u > r.u; });
+            for (int64_t o = 0; o < Og; ++o) {
+              const double al = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
+              const double th = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
+              acc[o] = al * width_prev;  // P: potential extrapolated to t_min
+              slope[o] = al;
+              fired[o] = 0.0 >= th;  // threshold reached at the bias onset itself
+              crossing[o] = width_prev;
+            }
+            for (int64_t e = 0; e <= n; ++e) {
+              const double u = e < n ? ev[e].u : 0.0;
+              const double* th_row = param + o0 * (param_pp ? P : 1);
+              for (int64_t o = 0; o < Og; ++o) {
+                if (fired[o]) continue;
+                const double th = th_row[o * (param_pp ? P : 1) + (param_pp ? p : 0)];
+                if (acc[o] - slope[o] * u >= th) {  // crossed in the segment ending at u
+                  fired[o] = 1;
+                  crossing[o] = (acc[o] - th) / slope[o];
+                }
+              }
+              if (e == n) break;
+              const double a = ev[e].u * inv_m;
+              const double* row = wg + ev[e].k * Og;
+              for (int64_t o = 0; o < Og; ++o) {
+                acc[o] += row[o] * a;
+                slope[o] += row[o] * inv_m;
+              }
+            }
+            for (int64_t o = 0; o < Og; ++o) {
+              double y;
+              if (fired[o]) {
+                if (crossing[o] > 0.0) ++early;
+                y = width + crossing[o];
+              } else {
+                const double th = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
+                const double al = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
+                const double s = al + wsum[o0 + o];  // every input has spiked by t_min
+                y = s > 0.0 ? width + (acc[o] - th) / s : 0.0;
+                if (y < 0.0) y = 0.0;  // no crossing before t_max: forced spike at t_max
+              }
+              out[((b * O + o0 + o) * Ho + ho) * Wo + wo] = y;
+            }
+          }
+        }
+      }
+      if (events != nullptr) events[b] = n_syn;
+    }
+  }
+  return early;
+}
+
+}  // extern "C"
