@@ -31,12 +31,14 @@ Reset (``reset=``):
 change).
 
 Backends (``backend=``): ``"reference"`` is the plain-torch loop below; ``"fused"`` is the
-compiled whole-sequence kernel of :mod:`spikeforge.core.fused` (same spikes and final potential
-bit for bit, gradients equal to rounding); ``"auto"`` (default) takes the fused path when its
-kernels are built and the call is supported (CPU, float32 / float64, a number threshold, not
-under ``torch.compile`` tracing), else the reference. If the kernels cannot be built, ``"auto"``
-and ``"fused"`` warn once and use the reference; ``"fused"`` also warns once per unsupported
-call signature. In the reference path, time is iterated with ``x_seq.unbind(0)`` and the
+whole-sequence kernel of the tensor's device: on the CPU the compiled C++ kernel of
+:mod:`spikeforge.core.fused`, on CUDA the Triton kernels of :mod:`spikeforge.core.fused_triton`
+(same spikes and final potential bit for bit, gradients equal to rounding); ``"auto"``
+(default) takes the fused path when its kernels are usable and the call is supported (CPU:
+float32 / float64; CUDA: float16 / bfloat16 / float32 / float64; a number threshold, not under
+``torch.compile`` tracing), else the reference. If the C++ kernels cannot be built, or Triton is
+not installed for a CUDA tensor, ``"auto"`` and ``"fused"`` warn once and use the reference;
+``"fused"`` also warns once per unsupported call signature. In the reference path, time is iterated with ``x_seq.unbind(0)`` and the
 spikes are joined with ``torch.stack``; no tensor that requires grad is indexed. The functions
 contain no data-dependent Python control flow, so they compile with
 ``torch.compile(fullgraph=True)`` (under tracing ``"auto"`` takes the reference path).
@@ -51,7 +53,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from spikeforge.core import fused
+from spikeforge.core import fused, fused_triton
 from spikeforge.core.surrogate import spike
 
 __all__ = [
@@ -77,15 +79,18 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-def _use_fused(
+def _fast_path(
     backend: str, x_seq: Tensor, v0: Tensor | float | None, threshold: Tensor | float
-) -> bool:
-    """Resolve ``backend`` for one call (see the module docstring)."""
+) -> str | None:
+    """Resolve ``backend`` for one call (see the module docstring): ``"cpu"`` (the compiled C++
+    kernels), ``"triton"`` (the Triton kernels, CUDA tensors) or ``None`` (the reference)."""
     if backend == "reference":
-        return False
+        return None
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
-    if not fused.supports(x_seq, v0, threshold):
+    on_triton = fused_triton.wants(x_seq)
+    supported = (fused_triton if on_triton else fused).supports(x_seq, v0, threshold)
+    if not supported:
         if backend == "fused":
             _warn_once(
                 f"unsupported:{x_seq.device.type}:{x_seq.dtype}:{type(threshold).__name__}",
@@ -94,15 +99,25 @@ def _use_fused(
                 f"{type(threshold).__name__}, or torch.compile tracing); using the plain-torch "
                 "reference path",
             )
-        return False
+        return None
+    if on_triton:
+        if not fused_triton.is_available():
+            _warn_once(
+                "triton-unavailable",
+                "spikeforge: the fused GPU neurons need Triton "
+                f"({fused_triton.unavailable_reason()}); using the plain-torch reference path "
+                "(pip install triton to get them)",
+            )
+            return None
+        return "triton"
     if not fused.is_available():
         _warn_once(
             "unavailable",
             "spikeforge: fused neuron kernels unavailable "
             f"({fused.unavailable_reason()}); using the plain-torch reference path",
         )
-        return False
-    return True
+        return None
+    return "cpu"
 
 
 def _broadcast_v0(x_seq: Tensor, v0: Tensor | float | None) -> Tensor | None:
@@ -165,8 +180,10 @@ def _run(
 ) -> tuple[Tensor, Tensor]:
     check_reset_and_threshold(reset, threshold)
     v_init = _broadcast_v0(x_seq, v0)
-    if _use_fused(backend, x_seq, v_init, threshold):
-        return fused.fused_multistep(
+    path = _fast_path(backend, x_seq, v_init, threshold)
+    if path is not None:
+        run = fused.fused_multistep if path == "cpu" else fused_triton.triton_multistep
+        return run(
             x_seq,
             v_init,
             kind=kind,

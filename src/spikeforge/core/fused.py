@@ -63,6 +63,7 @@ __all__ = [
     "foreign_saved_tensors_hooks",
     "fused_multistep",
     "is_available",
+    "register_spike_source",
     "spike_source",
     "supports",
     "unavailable_reason",
@@ -309,14 +310,29 @@ def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
     return out
 
 
+#: autograd functions whose first output is spikes recomputable from their saved ``H``
+#: (:func:`spike_source`); the Triton path registers its own (:func:`register_spike_source`)
+_SPIKE_SOURCES: list[type] = [_FusedNeuron]
+
+
+def register_spike_source(function: type) -> None:
+    """Let :func:`spike_source` recognise the nodes of ``function``, an autograd function with
+    the contract of :class:`_FusedNeuron` (``ctx.cfg``, ``H`` first in ``saved_tensors``; an
+    optional ``ctx.spike_saving = False`` opts a call out)."""
+    if function not in _SPIKE_SOURCES:
+        _SPIKE_SOURCES.append(function)
+
+
 def spike_source(x_seq: Tensor) -> Any | None:
     """The autograd node of the fused neuron whose spike output ``x_seq`` is, if that neuron
-    saved its pre-spike potential ``H`` for backward; else ``None``. ``node.saved_tensors[0]``
-    is ``H`` (until the neuron's backward frees it) and ``node.cfg[2], node.cfg[5]`` are the
-    threshold and the strict flag: the spikes are ``H > ϑ`` if strict else ``H >= ϑ``."""
+    saved its pre-spike potential ``H`` (in the spikes' dtype) for backward; else ``None``.
+    ``node.saved_tensors[0]`` is ``H`` (until the neuron's backward frees it) and
+    ``node.cfg[2], node.cfg[5]`` are the threshold and the strict flag: the spikes are
+    ``H > ϑ`` if strict else ``H >= ϑ``."""
     node = x_seq.grad_fn
     if (
-        isinstance(node, _FusedNeuron._backward_cls)  # type: ignore[attr-defined]
+        any(isinstance(node, f._backward_cls) for f in _SPIKE_SOURCES)  # type: ignore[attr-defined]
+        and getattr(node, "spike_saving", True)
         and x_seq.output_nr == 0
         and x_seq._base is None
         and x_seq.is_contiguous()
