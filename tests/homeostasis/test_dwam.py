@@ -310,8 +310,8 @@ def test_bad_inputs_and_parameters(setup):
     streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
     with pytest.raises(ValueError, match=r"time-first input \[T, B, \.\.\.\], got \[100\]"):
         dwam(torch.zeros(N_IN))
-    with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
-        dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
+    with pytest.raises(ValueError, match=r"plastic layer '0' got an input \[5, 7\]"):
+        dwam(torch.zeros(T, 1, 7))
     assert not net[0].layer._forward_hooks and not net[1]._forward_hooks  # removed on error
     with pytest.raises(ValueError, match=r"c_ref\['0'\] has shape \[3\]"):
         DWAM(net, ["0"], c_ref={"0": torch.zeros(3)})
@@ -363,3 +363,90 @@ def test_spike_linear_layer_is_supported():
         with torch.no_grad():
             expected = net(x)
         torch.testing.assert_close(dwam(x), expected)  # the working copy, not yet adapted
+
+
+def _double_net(seed: int = 1) -> nn.Sequential:
+    net = make_net(seed).double()
+    degrade(net, 0.7)
+    return net
+
+
+def test_per_sample_streams_equal_independent_single_runs(setup):
+    """``per_sample=True`` on a batch of 3 streams = three shared DWAMs, each on its own stream
+    at batch size 1 (float64; the gate opens after 20 updates, so the weights do adapt)."""
+    ref, _ = setup
+    ref64 = {k: v.double() for k, v in ref.items()}
+    kwargs = dict(eta=0.02, window=20, c_ref=ref64, stream_state=True)
+    batched = DWAM(_double_net(), ["0"], per_sample=True, **kwargs)
+    singles = [DWAM(_double_net(), ["0"], **kwargs) for _ in range(3)]
+    g = torch.Generator().manual_seed(13)
+    for _ in range(120):
+        x = spikes_in(g, T, 3).double()
+        out = batched(x)
+        for b, single in enumerate(singles):
+            assert torch.equal(out[:, b : b + 1], single(x[:, b : b + 1]))
+    w = batched.weights["0"]
+    assert w.shape == (3, N_OUT, N_IN)
+    for b, single in enumerate(singles):
+        torch.testing.assert_close(w[b], single.weights["0"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(batched.rates()["0"][b], single.rates()["0"])
+    change = batched.weight_change()["0"]
+    assert change.shape == (3,) and bool((change > 1e-3).all())
+    assert len(set(change.tolist())) == 3  # the streams adapted differently
+
+
+def test_per_sample_batch_is_fixed_until_reset(setup):
+    ref, _ = setup
+    dwam = DWAM(make_net(), ["0"], c_ref=ref, per_sample=True)
+    with pytest.raises(RuntimeError, match="no streams yet"):
+        dwam.rates()
+    g = torch.Generator().manual_seed(14)
+    dwam(spikes_in(g, T, 4))
+    assert dwam.rates()["0"].shape == (4, N_OUT)
+    with pytest.raises(ValueError, match="adapts 4 independent streams, but this call has a batch"):
+        dwam(spikes_in(g, T, 2))
+    dwam.reset()
+    dwam(spikes_in(g, T, 2))
+    sd = dwam.state_dict()
+    assert sd["0.weight"].shape == (2, N_OUT, N_IN) and sd["0.window"].shape == (200, 2, N_OUT)
+    other = DWAM(make_net(), ["0"], c_ref=0.5, per_sample=True)
+    other.load_state_dict(sd)
+    assert torch.equal(other.weights["0"], dwam.weights["0"])
+
+
+def test_parametrised_layer_recomputes_with_the_working_copy(setup):
+    """A parametrised weight cannot be swapped: the recompute path gives the plain result."""
+    from torch.nn.utils import parametrize
+
+    class Identity(nn.Module):
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return w
+
+    ref, _ = setup
+    plain, wrapped = make_net(), make_net()
+    degrade(plain)
+    degrade(wrapped)
+    parametrize.register_parametrization(wrapped[0].layer, "weight", Identity())
+    a = DWAM(plain, ["0"], window=20, c_ref=ref, stream_state=True)
+    b = DWAM(wrapped, ["0"], window=20, c_ref=ref, stream_state=True)
+    g = torch.Generator().manual_seed(15)
+    for _ in range(80):
+        x = spikes_in(g)
+        assert torch.equal(a(x), b(x))
+    torch.testing.assert_close(a.weights["0"], b.weights["0"])
+    assert a.weight_change()["0"] > 1e-3
+
+
+def test_weight_swap_is_undone_on_error(setup):
+    ref, _ = setup
+    net = make_net()
+    param = net[0].layer.weight
+    before, ptr = param.detach().clone(), param.data_ptr()
+    dwam = DWAM(net, ["0"], window=5, c_ref=ref)
+    g = torch.Generator().manual_seed(16)
+    for _ in range(20):
+        dwam(spikes_in(g))
+    with pytest.raises(ValueError, match="got an input"):
+        dwam(torch.zeros(T, 1, 7))
+    assert net[0].layer.weight is param and param.data_ptr() == ptr
+    assert torch.equal(param, before)

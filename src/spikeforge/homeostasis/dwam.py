@@ -26,9 +26,13 @@ per forward call, i.e. ``K = T`` SNN steps = one environment step, spec §4.2 / 
 
 Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
 
-* rates average over the batch as well as over time (the weights are shared by the batch, so
-  one rate per neuron); the pre-synaptic "rate" is the mean of the layer's input values (the
-  spikes of the previous population; for a first layer fed with currents, their mean);
+* by default (``per_sample=False``) the batch shares one set of working weights, so rates
+  average over the batch as well as over time (one rate per neuron); with ``per_sample=True``
+  every sample of the batch is an independent stream (e.g. one episode of a batch of episodes
+  run in lockstep) with its own working weights, rates, CV window and threshold; the batch size
+  is then fixed from the first call after :meth:`DWAM.reset` until the next reset;
+* the pre-synaptic "rate" is the mean of the layer's input values (the spikes of the previous
+  population; for a first layer fed with currents, their mean);
 * an update happens at the end of the forward call in which ``K`` SNN steps have accumulated
   since the last one; weights are only changed between calls, so with calls of ``T > K`` steps
   the period is effectively ``T``; :meth:`DWAM.step` forces one;
@@ -43,20 +47,28 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
   from one call to the next (a continuous stream cut into chunks; the batch size must stay the
   same, and each neuron module must be called once per forward); by default each call starts
   from the neurons' initial state, as the host does;
+* ``φ`` is computed in its gated form ``g·c·(c − θ_M)`` (spec §2.1), so a closed gate gives
+  exactly no change; while the CV window is not full the gate is closed and the weight update
+  is skipped altogether;
+* the input of every call is checked for NaN/inf; with finite inputs and parameters the update
+  stays finite by construction (rates are bounded), and the working weights are also checked
+  every ``finite_check_every`` updates (a ``FloatingPointError`` names the layer);
 * the model's output with DWAM is computed by a forward hook that recomputes each plastic
-  layer with its working weight (``F.linear``), so the plastic layers cost twice their plain
-  cost; the hooks exist only during a DWAM call, so the model is untouched outside it.
+  layer with its working weight (``F.linear``, or a batched product per stream), so the plastic
+  layers cost twice their plain cost; the hooks exist only during a DWAM call, so the model is
+  untouched outside it.
 
 Layouts: the model takes ``[T, B, ...]`` and every plastic layer's input ``[T, B, N_in]`` (or
 ``[T·B, N_in]`` inside ``MultiStep``) and output ``[..., N_out]`` are time-first; rates and
-thresholds are ``[N_out]`` / ``[N_in]``, working weights ``[N_out, N_in]``.
+thresholds are ``[N_out]`` / ``[N_in]``, working weights ``[N_out, N_in]`` (with
+``per_sample=True``: ``[B, N_out]``, ``[B, N_in]``, ``[B, N_out, N_in]``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -78,24 +90,32 @@ class UnsupportedLayerError(TypeError):
 
 @dataclass
 class _Plastic:
-    """State of one plastic layer (tensors on the weight's device and dtype)."""
+    """One plastic layer. Adaptation state has a leading stream dimension ``S`` (1 when the
+    batch shares the weights, ``B`` with ``per_sample``); tensors on the weight's device/dtype."""
 
     path: str
     neuron_path: str
     linear: nn.Linear
-    trained: Tensor  # the trained parameter (never written)
-    weight: Tensor  # working copy [N_out, N_in]
+    trained: Tensor  # the trained parameter [N_out, N_in] (never written)
     c_ref: Tensor  # [N_out]
-    c_pre: Tensor  # [N_in]
-    c_post: Tensor  # [N_out]
-    theta_m: Tensor  # [N_out]
-    window: Tensor  # [W, N_out]
-    acc_pre: Tensor  # [N_in], sum over steps of the per-step mean input
-    acc_post: Tensor  # [N_out]
-    seen_pre: int = 0  # steps accumulated (pre), since the last update
+    inv_ref: Tensor  # 1 / max(c_ref, min_ref_rate), [N_out]
+    weight: Tensor | None = None  # working copies [S, N_out, N_in]
+    c_pre: Tensor | None = None  # [S, N_in]
+    c_post: Tensor | None = None  # [S, N_out]
+    theta_m: Tensor | None = None  # [S, N_out]
+    window: Tensor | None = None  # [W, S, N_out]
+    gate: Tensor | None = None  # gate of the last update [S, N_out]; None: closed
+    sum_pre: Tensor | None = None  # input summed over steps (and samples) since the last update
+    sum_post: Tensor | None = None
+    seen_pre: int = 0  # SNN steps since the last update
     seen_post: int = 0
+    count_pre: int = 0  # values summed per stream (steps, times B when the batch is shared)
+    count_post: int = 0
     updates: int = 0  # updates since reset (window fill = min(updates, W))
-    last_gate: Tensor | None = field(default=None)
+
+    def clear_pending(self) -> None:
+        self.sum_pre = self.sum_post = None
+        self.seen_pre = self.seen_post = self.count_pre = self.count_post = 0
 
 
 def _check_positive(name: str, value: float, minimum: float = 0.0, strict: bool = True) -> float:
@@ -104,6 +124,12 @@ def _check_positive(name: str, value: float, minimum: float = 0.0, strict: bool 
     if not ok:
         cmp = ">" if strict else ">="
         raise ValueError(f"{name} must be finite and {cmp} {minimum}, got {value}")
+    return value
+
+
+def _check_count(name: str, value: Any, minimum: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} ({what}) must be an int >= {minimum}, got {value!r}")
     return value
 
 
@@ -134,6 +160,9 @@ class DWAM:
             collapse, spec §6.7.4).
         keep_weights: keep the adapted weights and adaptation state across :meth:`reset`.
         stream_state: carry every spikeforge neuron's membrane state across calls.
+        per_sample: adapt every sample of the batch independently (its own working weights and
+            state; the batch size is fixed from the first call after a reset).
+        finite_check_every: check the working weights for NaN/inf every this many updates.
     """
 
     def __init__(
@@ -154,6 +183,8 @@ class DWAM:
         sign: int = 1,
         keep_weights: bool = False,
         stream_state: bool = False,
+        per_sample: bool = False,
+        finite_check_every: int = 50,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -161,16 +192,10 @@ class DWAM:
         self.eta = _check_positive("eta", eta)
         self.tau_theta = _check_positive("tau_theta", tau_theta, 1.0, strict=False)
         self.zeta = _check_positive("zeta", zeta, strict=False)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-            raise ValueError(f"window (W, in updates) must be an int >= 2, got {window!r}")
-        self.window = window
+        self.window = _check_count("window", window, 2, "W, in updates")
         self.tau_c = _check_positive("tau_c", tau_c, 1.0, strict=False)
-        if update_every is not None and (
-            isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1
-        ):
-            raise ValueError(
-                f"update_every (K, in SNN steps) must be an int >= 1 or None, got {update_every!r}"
-            )
+        if update_every is not None:
+            _check_count("update_every", update_every, 1, "K, in SNN steps")
         self.update_every = update_every
         self.min_ref_rate = _check_positive("min_ref_rate", min_ref_rate)
         self.clip_sign = bool(clip_sign)
@@ -187,55 +212,45 @@ class DWAM:
         self.sign = int(sign)
         self.keep_weights = bool(keep_weights)
         self.stream_state = bool(stream_state)
+        self.per_sample = bool(per_sample)
+        self.finite_check_every = _check_count("finite_check_every", finite_check_every, 1, "")
         self.episode_seed: int | None = None
         self._neuron_state: dict[str, Any] = {}
         self._has_ref = False
+        self._streams: int | None = None if self.per_sample else 1
 
-        modules = dict(model.named_modules())
+        self._modules = dict(model.named_modules())
         pairs = (
             dict(layers)
             if isinstance(layers, Mapping)
-            else {p: self._find_neuron(model, modules, p) for p in _as_paths(layers)}
+            else {p: self._find_neuron(model, p) for p in _as_paths(layers)}
         )
         if not pairs:
             raise ValueError("layers is empty: name at least one plastic layer")
         self._layers: dict[str, _Plastic] = {}
         for path, neuron_path in pairs.items():
-            linear = self._resolve_linear(modules, path)
-            if neuron_path not in modules:
+            linear = self._resolve_linear(path)
+            if neuron_path not in self._modules:
                 raise UnsupportedLayerError(
                     f"no module at {neuron_path!r} (the post-synaptic neuron of {path!r})"
                 )
-            w = linear.weight.detach()
-            n_out, n_in = w.shape
-            z_out, z_in = w.new_zeros(n_out), w.new_zeros(n_in)
+            zeros = linear.weight.new_zeros(linear.weight.shape[0])
             self._layers[path] = _Plastic(
-                path=path,
-                neuron_path=neuron_path,
-                linear=linear,
-                trained=linear.weight,
-                weight=w.clone(),
-                c_ref=z_out.clone(),
-                c_pre=z_in.clone(),
-                c_post=z_out.clone(),
-                theta_m=z_out.clone(),
-                window=w.new_zeros(self.window, n_out),
-                acc_pre=z_in.clone(),
-                acc_post=z_out.clone(),
+                path, neuron_path, linear, linear.weight, zeros.clone(), zeros.clone()
             )
         self._post_of: dict[str, list[_Plastic]] = {}
         for pl in self._layers.values():
             self._post_of.setdefault(pl.neuron_path, []).append(pl)
+        self._allocate()
         if c_ref is not None:
             self.set_reference(c_ref)
 
     # -- construction helpers ----------------------------------------------------------------
 
-    @staticmethod
-    def _resolve_linear(modules: dict[str, nn.Module], path: str) -> nn.Linear:
-        if path not in modules:
+    def _resolve_linear(self, path: str) -> nn.Linear:
+        if path not in self._modules:
             raise UnsupportedLayerError(f"no module at {path!r} in the model")
-        m = modules[path]
+        m = self._modules[path]
         inner = m.layer if isinstance(m, MultiStep) else m
         if not isinstance(inner, nn.Linear):
             what = type(m).__name__
@@ -247,13 +262,12 @@ class DWAM:
             )
         return inner
 
-    @staticmethod
-    def _find_neuron(model: nn.Module, modules: dict[str, nn.Module], path: str) -> str:
+    def _find_neuron(self, model: nn.Module, path: str) -> str:
         """The path of the first spikeforge neuron after ``path`` in its parent container."""
-        if path not in modules:
+        if path not in self._modules:
             raise UnsupportedLayerError(f"no module at {path!r} in the model")
         parent_path, _, name = path.rpartition(".")
-        parent = modules[parent_path] if parent_path else model
+        parent = self._modules[parent_path] if parent_path else model
         names = [n for n, _ in parent.named_children()]
         if path == "" or name not in names:
             raise UnsupportedLayerError(f"cannot locate the layer {path!r} in its parent")
@@ -261,9 +275,28 @@ class DWAM:
             if isinstance(getattr(parent, sibling), NEURON_TYPES):
                 return f"{parent_path}.{sibling}" if parent_path else sibling
         raise UnsupportedLayerError(
-            f"no spikeforge neuron follows {type(modules[path]).__name__} at {path!r} in its "
-            f"container; pass layers={{{path!r}: 'path.of.its.neuron'}}"
+            f"no spikeforge neuron follows {type(self._modules[path]).__name__} at {path!r} in "
+            f"its container; pass layers={{{path!r}: 'path.of.its.neuron'}}"
         )
+
+    def _allocate(self) -> None:
+        """(Re)create the adaptation state for ``self._streams`` streams (none if unknown):
+        trained weights, zero rates and window, ``θ_M := c_ref``."""
+        s = self._streams
+        for pl in self._layers.values():
+            pl.clear_pending()
+            pl.updates = 0
+            pl.gate = None
+            if s is None:
+                pl.weight = pl.c_pre = pl.c_post = pl.theta_m = pl.window = None
+                continue
+            w = pl.trained.detach()
+            n_out, n_in = w.shape
+            pl.weight = w.unsqueeze(0).repeat(s, 1, 1)
+            pl.c_pre = w.new_zeros(s, n_in)
+            pl.c_post = w.new_zeros(s, n_out)
+            pl.theta_m = pl.c_ref.expand(s, n_out).clone()
+            pl.window = w.new_zeros(self.window, s, n_out)
 
     # -- reference rates -------------------------------------------------------------------
 
@@ -274,20 +307,22 @@ class DWAM:
             if isinstance(c_ref, Mapping):
                 if path not in c_ref:
                     raise ValueError(f"c_ref has no rates for the plastic layer {path!r}")
-                ref = torch.as_tensor(c_ref[path], dtype=pl.weight.dtype)
+                ref = torch.as_tensor(c_ref[path], dtype=pl.c_ref.dtype)
                 if ref.shape != pl.c_ref.shape:
                     raise ValueError(
                         f"c_ref[{path!r}] has shape {list(ref.shape)}, expected "
                         f"[N_out] = {list(pl.c_ref.shape)}"
                     )
-                ref = ref.to(pl.weight.device)
+                ref = ref.to(pl.c_ref.device)
             else:
                 ref = torch.full_like(pl.c_ref, float(c_ref))
             if not torch.isfinite(ref).all() or (ref < 0).any() or (ref > 1).any():
                 raise ValueError(f"c_ref for {path!r} must be rates in [0, 1] (spikes per step)")
             pl.c_ref = ref.clone()
+            pl.inv_ref = 1.0 / ref.clamp_min(self.min_ref_rate)
         self._has_ref = True
-        self._reset_adaptation(restore_weights=True)
+        self._streams = None if self.per_sample else 1
+        self._allocate()
 
     def record_reference(self, inputs: Tensor | Iterable[Tensor]) -> dict[str, Tensor]:
         """Record ``c_ref`` on nominal inputs (one ``[T, B, ...]`` tensor or an iterable of them)
@@ -298,19 +333,36 @@ class DWAM:
         if not batches:
             raise ValueError("record_reference needs at least one input batch")
         saved_state, self._neuron_state = self._neuron_state, {}
-        for pl in self._layers.values():
-            pl.acc_post.zero_()
-            pl.seen_post = 0
+        total = {p: torch.zeros_like(pl.c_ref) for p, pl in self._layers.items()}
+        counted = dict.fromkeys(self._layers, 0)
         try:
             for x in batches:
-                self._run(x, weights={p: pl.trained.detach() for p, pl in self._layers.items()})
-            refs = {p: pl.acc_post / max(pl.seen_post, 1) for p, pl in self._layers.items()}
+                self._check_input(x)
+                for pl in self._layers.values():
+                    pl.clear_pending()
+                self._run(x, working=False, shared=True)
+                for p, pl in self._layers.items():
+                    if pl.sum_post is None:
+                        raise RuntimeError(f"the neuron {pl.neuron_path!r} was not called")
+                    total[p] += pl.sum_post[0]
+                    counted[p] += pl.count_post
         finally:
             self._neuron_state = saved_state
+            for pl in self._layers.values():
+                pl.clear_pending()
+        refs = {p: t / counted[p] for p, t in total.items()}
         self.set_reference(refs)
         return {p: r.clone() for p, r in refs.items()}
 
     # -- running ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_input(x_seq: Tensor) -> None:
+        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
+            shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
+            raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
+        if x_seq.is_floating_point() and not torch.isfinite(x_seq).all():
+            raise ValueError("the input x_seq contains NaN or infinite values")
 
     def __call__(self, x_seq: Tensor) -> Any:
         """Run the model on ``x_seq [T, B, ...]`` with the working weights (no autograd), then
@@ -319,8 +371,16 @@ class DWAM:
             raise RuntimeError(
                 "DWAM has no reference rates: call record_reference(nominal inputs) or pass c_ref"
             )
-        out = self._run(x_seq, weights={p: pl.weight for p, pl in self._layers.items()})
-        k = self.update_every
+        self._check_input(x_seq)
+        if self._streams is None:  # per_sample: the batch fixes the streams until reset
+            self._streams = int(x_seq.shape[1])
+            self._allocate()
+        elif self.per_sample and x_seq.shape[1] != self._streams:
+            raise ValueError(
+                f"per_sample DWAM adapts {self._streams} independent streams, but this call has "
+                f"a batch of {x_seq.shape[1]}; call reset() to start a new batch of streams"
+            )
+        out = self._run(x_seq, working=True, shared=False)
         for pl in self._layers.values():
             if pl.seen_post != pl.seen_pre:
                 raise RuntimeError(
@@ -328,7 +388,8 @@ class DWAM:
                     f"different numbers of steps ({pl.seen_pre} vs {pl.seen_post}); is the "
                     "neuron fed by this layer?"
                 )
-        if all(pl.seen_post >= (k or 1) for pl in self._layers.values()):
+        k = self.update_every or 1
+        if all(pl.seen_post >= k for pl in self._layers.values()):
             self.step()
         return out
 
@@ -338,98 +399,113 @@ class DWAM:
     def step(self) -> bool:
         """One DWAM update (spec §4.1 steps 1-5) from the spikes accumulated since the last one;
         returns ``False`` (and does nothing) if nothing has been accumulated."""
-        if any(pl.seen_post == 0 or pl.seen_pre == 0 for pl in self._layers.values()):
+        if any(pl.sum_post is None or pl.sum_pre is None for pl in self._layers.values()):
             return False
         for pl in self._layers.values():
             self._update(pl)
         return True
 
     def _update(self, pl: _Plastic) -> None:
-        s_pre = pl.acc_pre / pl.seen_pre
-        s_post = pl.acc_post / pl.seen_post
-        pl.acc_pre.zero_()
-        pl.acc_post.zero_()
-        pl.seen_pre = pl.seen_post = 0
-        # 1. rates (EMA seeded with the first observation)
-        if pl.updates == 0:
-            pl.c_pre.copy_(s_pre)
-            pl.c_post.copy_(s_post)
+        assert pl.sum_pre is not None and pl.sum_post is not None
+        assert pl.c_pre is not None and pl.c_post is not None and pl.weight is not None
+        assert pl.theta_m is not None and pl.window is not None
+        # 1. rates (EMA seeded with the first observation; tau_c = 1: c = s)
+        if pl.updates == 0 or self.tau_c == 1.0:
+            torch.div(pl.sum_pre, pl.count_pre, out=pl.c_pre)
+            torch.div(pl.sum_post, pl.count_post, out=pl.c_post)
         else:
-            pl.c_pre.add_((s_pre - pl.c_pre) / self.tau_c)
-            pl.c_post.add_((s_post - pl.c_post) / self.tau_c)
+            pl.c_pre.lerp_(pl.sum_pre.div_(pl.count_pre), 1.0 / self.tau_c)
+            pl.c_post.lerp_(pl.sum_post.div_(pl.count_post), 1.0 / self.tau_c)
+        pl.clear_pending()
         c = pl.c_post
-        # 2. CV over the last W updates (temporal, per neuron)
-        pl.window[pl.updates % self.window] = c
+        pl.window[pl.updates % self.window].copy_(c)
         pl.updates += 1
-        if pl.updates >= self.window:
-            mean = pl.window.mean(0)
-            std = pl.window.std(0, unbiased=False)
-            cv = torch.where(mean > 0, std / mean.clamp_min(1e-12), torch.zeros_like(mean))
-        else:
-            cv = torch.zeros_like(c)
         # 3. sliding threshold towards c²/c_ref
-        ref = pl.c_ref.clamp_min(self.min_ref_rate)
-        pl.theta_m.add_((c * c / ref - pl.theta_m) / self.tau_theta)
-        # 4. gate and blend
-        g = (self.zeta * cv).clamp(0.0, 1.0)
-        theta = pl.theta_m * g + c * (1.0 - g)
-        phi = c * (c - theta)
-        pl.last_gate = g
-        # 5. weight update on the working copy
-        pl.weight.add_(torch.outer(phi, pl.c_pre), alpha=self.sign * self.eta)
+        pl.theta_m.lerp_(c * c * pl.inv_ref, 1.0 / self.tau_theta)
+        if pl.updates < self.window:  # 2. CV := 0 until the window is full: gate closed, φ = 0
+            pl.gate = None
+            return
+        # 2. CV over the last W updates (temporal, per neuron; 0/0 where the mean is 0)
+        std, mean = torch.std_mean(pl.window, 0, correction=0)
+        # 4. gate; φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)
+        pl.gate = std.div_(mean).nan_to_num_(0.0).mul_(self.zeta).clamp_(0.0, 1.0)
+        phi = (c - pl.theta_m).mul_(c).mul_(pl.gate)
+        # 5. weight update on the working copies: W += sign·η·φ ⊗ c_pre
+        pl.weight.baddbmm_(phi.unsqueeze(2), pl.c_pre.unsqueeze(1), alpha=self.sign * self.eta)
         if self.clip_sign:
-            crossed = pl.weight * pl.trained.detach() < 0
-            pl.weight.masked_fill_(crossed, 0.0)
+            pl.weight.masked_fill_(pl.weight * pl.trained.detach() < 0, 0.0)
         if self.w_range is not None:
             pl.weight.clamp_(*self.w_range)
-        if not torch.isfinite(pl.weight).all():
+        if pl.updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
             raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
 
     @torch.no_grad()
-    def _run(self, x_seq: Tensor, weights: dict[str, Tensor]) -> Any:
-        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
-            shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
-            raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
-        if x_seq.is_floating_point() and not torch.isfinite(x_seq).all():
-            raise ValueError("the input x_seq contains NaN or infinite values")
+    def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:
+        """The model on ``x_seq`` with the working weights substituted (``working``; else the
+        trained ones); accumulates the pre- and post-synaptic sums (over the batch too when
+        ``shared``).
+
+        A plain ``nn.Linear`` with one shared working copy gets it by a temporary swap of its
+        weight's ``.data`` (restored in ``finally``; the trained values are never written);
+        subclasses, parametrised layers and per-sample copies are recomputed by a forward hook.
+        """
         t = x_seq.shape[0]
-        handles = []
-        modules = dict(self.model.named_modules())
+        shared = shared or not self.per_sample
+        handles, swapped = [], []
         try:
-            for path, pl in self._layers.items():
-                handles.append(
-                    pl.linear.register_forward_hook(self._synapse_hook(pl, weights[path], t))
-                )
+            for pl in self._layers.values():
+                if not working:
+                    hook = self._synapse_hook(pl, None, t, shared)
+                    handles.append(pl.linear.register_forward_pre_hook(hook))
+                elif self._streams == 1 and type(pl.linear) is nn.Linear:
+                    assert pl.weight is not None
+                    swapped.append((pl.linear.weight, pl.linear.weight.data))
+                    pl.linear.weight.data = pl.weight[0]
+                    hook = self._synapse_hook(pl, None, t, shared)
+                    handles.append(pl.linear.register_forward_pre_hook(hook))
+                else:
+                    hook = self._synapse_hook(pl, pl.weight, t, shared)
+                    handles.append(pl.linear.register_forward_hook(hook))
             neuron_paths = set(self._post_of)
             if self.stream_state:
-                neuron_paths |= {n for n, m in modules.items() if isinstance(m, NEURON_TYPES)}
+                neuron_paths |= {n for n, m in self._modules.items() if isinstance(m, NEURON_TYPES)}
             for npath in neuron_paths:
-                m = modules[npath]
+                m = self._modules[npath]
                 if self.stream_state and isinstance(m, NEURON_TYPES):
                     handles.append(
                         m.register_forward_pre_hook(self._state_pre_hook(npath), with_kwargs=True)
                     )
-                handles.append(m.register_forward_hook(self._neuron_hook(npath, t)))
+                handles.append(m.register_forward_hook(self._neuron_hook(npath, t, shared)))
             return self.model(x_seq)
         finally:
             for h in handles:
                 h.remove()
+            for param, data in swapped:
+                param.data = data
 
-    def _synapse_hook(self, pl: _Plastic, weight: Tensor, t: int) -> Any:
-        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> Tensor:
+    def _synapse_hook(self, pl: _Plastic, weight: Tensor | None, t: int, shared: bool) -> Any:
+        """Accumulates the layer's input; with ``weight`` ``[S, N_out, N_in]`` (a forward hook)
+        also returns the layer recomputed with it, else (a pre-hook) leaves the call alone."""
+
+        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor | None = None) -> Any:
             x = args[0]
-            n_in = pl.weight.shape[1]
+            n_in = pl.trained.shape[1]
             if x.shape[-1] != n_in or x.numel() % (t * n_in):
                 raise ValueError(
                     f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
                     f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
                 )
-            if not torch.isfinite(x).all():
-                raise ValueError(f"the input of the plastic layer {pl.path!r} contains NaN/inf")
-            flat = x.reshape(-1, n_in).to(pl.acc_pre.dtype)
-            pl.acc_pre.add_(flat.mean(0), alpha=t)
-            pl.seen_pre += t
-            return F.linear(x, weight.to(x.dtype), module.bias)
+            x3 = x.reshape(t, -1, n_in)
+            _accumulate(pl, "pre", x3, t, shared)
+            if weight is None:
+                return None
+            w = weight.to(x.dtype)
+            if w.shape[0] == 1:
+                return F.linear(x, w[0], module.bias)
+            y = torch.bmm(x3.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1)
+            if module.bias is not None:
+                y = y + module.bias
+            return y.reshape(*x.shape[:-1], w.shape[1])
 
         return hook
 
@@ -453,14 +529,14 @@ class DWAM:
 
         return hook
 
-    def _neuron_hook(self, npath: str, t: int) -> Any:
+    def _neuron_hook(self, npath: str, t: int, shared: bool) -> Any:
         def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
             spikes = out
             if isinstance(out, tuple) and self.stream_state and isinstance(module, NEURON_TYPES):
                 spikes, state = out
                 self._neuron_state[npath] = state
             for pl in self._post_of.get(npath, []):
-                n_out = pl.c_post.shape[0]
+                n_out = pl.trained.shape[0]
                 if (
                     not isinstance(spikes, Tensor)
                     or spikes.shape[-1] != n_out
@@ -471,10 +547,7 @@ class DWAM:
                         f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                         f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                     )
-                if not torch.isfinite(spikes).all():
-                    raise ValueError(f"the neuron {npath!r} returned NaN/inf")
-                pl.acc_post.add_(spikes.reshape(-1, n_out).to(pl.acc_post.dtype).mean(0), alpha=t)
-                pl.seen_post += t
+                _accumulate(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
             return spikes
 
         return hook
@@ -484,61 +557,83 @@ class DWAM:
     def reset(self, seed: int | None = None) -> None:
         """Start an episode / evaluation: restore the trained weights (unless ``keep_weights``),
         clear rates, CV window, ``θ_M := c_ref``, the pending spike counts and the streamed
-        neuron state. DWAM is deterministic; ``seed`` is only recorded (``episode_seed``)."""
+        neuron state (with ``per_sample``, the next call fixes the number of streams again).
+        DWAM is deterministic; ``seed`` is only recorded (``episode_seed``)."""
         self.episode_seed = seed
         self._neuron_state = {}
-        self._reset_adaptation(restore_weights=not self.keep_weights)
+        if self.keep_weights:
+            for pl in self._layers.values():
+                pl.clear_pending()
+            return
+        self._streams = None if self.per_sample else 1
+        self._allocate()
 
-    def _reset_adaptation(self, restore_weights: bool) -> None:
-        for pl in self._layers.values():
-            pl.acc_pre.zero_()
-            pl.acc_post.zero_()
-            pl.seen_pre = pl.seen_post = 0
-            if restore_weights:
-                pl.weight.copy_(pl.trained.detach())
-                pl.c_pre.zero_()
-                pl.c_post.zero_()
-                pl.window.zero_()
-                pl.theta_m.copy_(pl.c_ref)
-                pl.updates = 0
-                pl.last_gate = None
+    def _live(self, name: str) -> dict[str, Tensor]:
+        """``{layer: state tensor}`` without the stream dimension when the batch is shared."""
+        if self._streams is None:
+            raise RuntimeError(
+                "per_sample DWAM has no streams yet: call it on a batch first (the batch size "
+                "fixes the number of independent streams)"
+            )
+        out = {}
+        for p, pl in self._layers.items():
+            value = getattr(pl, name)
+            out[p] = value if self.per_sample else value.squeeze(-3 if name == "weight" else 0)
+        return out
 
     @property
     def weights(self) -> dict[str, Tensor]:
-        """The working weights ``{layer: [N_out, N_in]}`` (live tensors; do not write)."""
-        return {p: pl.weight for p, pl in self._layers.items()}
+        """The working weights ``{layer: [N_out, N_in]}`` (``[B, N_out, N_in]`` per sample;
+        live tensors; do not write)."""
+        return self._live("weight")
 
     def rates(self) -> dict[str, Tensor]:
-        """The current post-synaptic rate estimates ``c`` ``{layer: [N_out]}`` (copies)."""
-        return {p: pl.c_post.clone() for p, pl in self._layers.items()}
+        """The post-synaptic rate estimates ``c`` ``{layer: [N_out]}`` (``[B, N_out]``)."""
+        return {p: v.clone() for p, v in self._live("c_post").items()}
 
     def gates(self) -> dict[str, Tensor]:
-        """The gate ``g = clip(ζ·CV, 0, 1)`` of the last update ``{layer: [N_out]}`` (zeros
-        before the first update)."""
+        """The gate ``g = clip(ζ·CV, 0, 1)`` of the last update ``{layer: [N_out]}``
+        (``[B, N_out]``; zeros while the window is not full)."""
+        rates = self._live("c_post")
         return {
-            p: (pl.last_gate if pl.last_gate is not None else torch.zeros_like(pl.c_post)).clone()
+            p: (pl.gate.squeeze(0) if not self.per_sample else pl.gate).clone()
+            if pl.gate is not None
+            else torch.zeros_like(rates[p])
             for p, pl in self._layers.items()
         }
 
-    def weight_change(self) -> dict[str, float]:
-        """``‖W − W_0‖_F / ‖W_0‖_F`` per layer (spec §6.4)."""
-        out = {}
-        for p, pl in self._layers.items():
-            w0 = pl.trained.detach()
-            out[p] = float((pl.weight - w0).norm() / w0.norm().clamp_min(1e-12))
+    def weight_change(self) -> dict[str, Any]:
+        """``‖W − W_0‖_F / ‖W_0‖_F`` per layer (spec §6.4): a float, or a ``[B]`` tensor per
+        sample."""
+        out: dict[str, Any] = {}
+        for p, w in self._live("weight").items():
+            w0 = self._layers[p].trained.detach()
+            rel = (w - w0).flatten(-2).norm(dim=-1) / w0.norm().clamp_min(1e-12)
+            out[p] = rel if self.per_sample else float(rel)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         """DWAM's own state (not the model's): per layer ``{layer}.{weight, c_pre, c_post,
-        theta_m, window, c_ref}`` tensors and ``{layer}.updates``, plus ``episode_seed`` and
+        theta_m, window, c_ref}`` tensors (shapes as the read-outs; ``window`` ``[W, N_out]``
+        or ``[W, B, N_out]``) and ``{layer}.updates``, plus ``episode_seed`` and
         ``has_reference``. Pending spike counts and streamed neuron state are not saved (save
         at an update boundary)."""
         sd: dict[str, Any] = {"episode_seed": self.episode_seed, "has_reference": self._has_ref}
         for p, pl in self._layers.items():
             for name in _STATE_FIELDS:
-                sd[f"{p}.{name}"] = getattr(pl, name).clone()
+                sd[f"{p}.{name}"] = self._export(pl, name)
             sd[f"{p}.updates"] = pl.updates
         return sd
+
+    def _export(self, pl: _Plastic, name: str) -> Tensor:
+        value = getattr(pl, name)
+        if name == "c_ref":
+            return value.clone()
+        if value is None:
+            raise RuntimeError("per_sample DWAM has no streams yet: call it on a batch first")
+        if not self.per_sample:
+            value = value.squeeze(1 if name == "window" else 0)
+        return value.clone()
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (same layers and shapes; raises a ``KeyError`` /
@@ -552,23 +647,40 @@ class DWAM:
                 f"DWAM state_dict mismatch: missing {sorted(missing)}, unexpected "
                 f"{sorted(unexpected)}"
             )
+        streams = 1
+        if self.per_sample:
+            first = state_dict[f"{next(iter(self._layers))}.weight"]
+            streams = first.shape[0] if isinstance(first, Tensor) and first.dim() == 3 else -1
         for p, pl in self._layers.items():
+            n_out, n_in = pl.trained.shape
+            shapes = {
+                "weight": (n_out, n_in),
+                "c_pre": (n_in,),
+                "c_post": (n_out,),
+                "theta_m": (n_out,),
+                "window": (self.window, n_out),
+                "c_ref": (n_out,),
+            }
             for name in _STATE_FIELDS:
                 value = state_dict[f"{p}.{name}"]
-                cur = getattr(pl, name)
-                if not isinstance(value, Tensor) or value.shape != cur.shape:
+                shape = list(shapes[name])
+                if self.per_sample and name != "c_ref":
+                    shape.insert(1 if name == "window" else 0, streams)
+                if not isinstance(value, Tensor) or list(value.shape) != shape:
                     got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
-                    raise ValueError(f"{p}.{name}: expected shape {list(cur.shape)}, got {got}")
+                    raise ValueError(f"{p}.{name}: expected shape {shape}, got {got}")
                 if not torch.isfinite(value).all():
                     raise ValueError(f"{p}.{name} contains NaN/inf")
+        self.set_reference({p: state_dict[f"{p}.c_ref"] for p in self._layers})
+        self._streams = streams
+        self._allocate()
         for p, pl in self._layers.items():
-            for name in _STATE_FIELDS:
-                getattr(pl, name).copy_(state_dict[f"{p}.{name}"])
+            for name in ("weight", "c_pre", "c_post", "theta_m", "window"):
+                value = state_dict[f"{p}.{name}"]
+                if not self.per_sample:
+                    value = value.unsqueeze(1 if name == "window" else 0)
+                getattr(pl, name).copy_(value)
             pl.updates = int(state_dict[f"{p}.updates"])
-            pl.acc_pre.zero_()
-            pl.acc_post.zero_()
-            pl.seen_pre = pl.seen_post = 0
-            pl.last_gate = None
         self.episode_seed = state_dict["episode_seed"]
         self._has_ref = bool(state_dict["has_reference"])
         self._neuron_state = {}
@@ -577,8 +689,22 @@ class DWAM:
         return (
             f"DWAM(layers={ {p: pl.neuron_path for p, pl in self._layers.items()} }, "
             f"eta={self.eta}, tau_theta={self.tau_theta}, zeta={self.zeta}, "
-            f"window={self.window}, tau_c={self.tau_c}, update_every={self.update_every})"
+            f"window={self.window}, tau_c={self.tau_c}, update_every={self.update_every}, "
+            f"per_sample={self.per_sample})"
         )
+
+
+def _accumulate(pl: _Plastic, side: str, values: Tensor, t: int, shared: bool) -> None:
+    """Add ``values [T, B, N]`` summed over steps (and over the batch when ``shared``) to the
+    pending ``pl.sum_{side}`` ``[S, N]``."""
+    total = values.sum((0, 1)).unsqueeze(0) if shared else values.sum(0)
+    total = total.to(pl.c_ref.dtype)
+    pending = getattr(pl, f"sum_{side}")
+    setattr(pl, f"sum_{side}", total if pending is None else pending.add_(total))
+    setattr(pl, f"seen_{side}", getattr(pl, f"seen_{side}") + t)
+    setattr(
+        pl, f"count_{side}", getattr(pl, f"count_{side}") + t * (values.shape[1] if shared else 1)
+    )
 
 
 def _as_paths(layers: Sequence[str]) -> list[str]:
