@@ -33,7 +33,7 @@ from torch import Tensor
 from spikeforge.core.kernels import KernelLibrary
 
 _SOURCE = (Path(__file__).with_name("csrc") / "ttfs_events.cpp").read_text()
-_ABI = 1
+_ABI = 3
 _MODES = {("b1", False): 0, ("alpha1", False): 1, ("b1", True): 2, ("alpha1", True): 3}
 
 
@@ -58,6 +58,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         f64,  # width
         p,  # out
         p,  # events
+        p,  # scans
+        i32,  # always_scan
         i32,  # threads
     ]
     lib.ttfs_layer.restype = i64
@@ -86,13 +88,17 @@ class EngineResult:
     threshold crossing falls before their window opens (``early_spikes``) and the synaptic
     events the engine processed per sample (``synaptic_events[n]``: ``[B]`` int64, the input
     spikes before the layer's ``t_min`` times the output channels each reaches; index
-    ``N - 1`` is the readout layer)."""
+    ``N - 1`` is the readout layer). ``scanned_neurons[n]``: alpha1 neurons (summed over
+    samples) whose bound on the potential before ``t_min`` reached their threshold, so that
+    their input events were scanned in time order for the first crossing (all of them with
+    ``always_scan``; 0 for B1 and readout layers, which cannot fire before ``t_min``)."""
 
     logits: Tensor
     input_times: Tensor
     hidden_times: list[Tensor] = field(default_factory=list)
     early_spikes: list[int] = field(default_factory=list)
     synaptic_events: list[Tensor] = field(default_factory=list)
+    scanned_neurons: list[int] = field(default_factory=list)
 
 
 def _library() -> Any:
@@ -181,9 +187,11 @@ def _layer(
     width_prev: float,
     width: float,
     threads: int,
-) -> tuple[Tensor, int, Tensor]:
+    always_scan: bool,
+) -> tuple[Tensor, int, Tensor, int]:
     """One layer: pre-operations (routing), then synapses and neurons in the kernel. ``x``
-    ``[B, *in_shape, M]`` values -> ``(values or potentials [B, *out_shape], early, events)``."""
+    ``[B, *in_shape, M]`` values -> ``(values or potentials [B, *out_shape], early, events,
+    scans)``."""
     for op in layer.pre:
         spec = getattr(op, "spec", None)
         if spec is None:  # flatten (C, H, W order)
@@ -225,22 +233,34 @@ def _layer(
     x = x.contiguous()
     out = x.new_empty(batch, out_ch, ho, wo)
     events = torch.zeros(batch, dtype=torch.int64)
+    scans = torch.zeros(1, dtype=torch.int64)
     early = lib.ttfs_layer(
         x.data_ptr(), batch, c, h, w, m, wt.data_ptr(), out_ch, groups, kh, kw, *stride, *pad,
         *dilation, ho, wo, mode, param.data_ptr(), param_pp,
         None if alpha is None else alpha.data_ptr(), alpha_pp, float(width_prev), float(width),
-        out.data_ptr(), events.data_ptr(), threads,
+        out.data_ptr(), events.data_ptr(), scans.data_ptr(), int(always_scan), threads,
     )  # fmt: skip
-    return out.reshape(batch, *syn.out_shape), int(early), events
+    return out.reshape(batch, *syn.out_shape), int(early), events, int(scans)
 
 
-def simulate(net: Any, x: Tensor, clip: bool = False, threads: int | None = None) -> EngineResult:
+def simulate(
+    net: Any,
+    x: Tensor,
+    clip: bool = False,
+    threads: int | None = None,
+    always_scan: bool = False,
+) -> EngineResult:
     """Event-driven simulation of a TTFS network on inputs ``x`` ``[B, *in_shape]``.
 
     Args:
         net: a :class:`~spikeforge.ttfs.network.TTFSNetwork` without a hardware model.
         x: input values in the network's ``input_range`` (``clip`` as in ``net.encode``).
         threads: OpenMP threads (default ``torch.get_num_threads()``).
+        always_scan: scan every alpha1 neuron's events in time order for its first threshold
+            crossing. By default a neuron is scanned only if a bound on its potential before
+            ``t_min`` (from the sums of its negative input currents) reaches its threshold;
+            otherwise it provably cannot fire before ``t_min`` and its crossing follows from
+            ``V(t_min)`` and its final slope. Both give the same spike times.
 
     Raises:
         RuntimeError: the kernel library is unavailable (the message says why).
@@ -268,10 +288,11 @@ def simulate(net: Any, x: Tensor, clip: bool = False, threads: int | None = None
         for n, layer in enumerate(net.layers):
             readout = n == n_hidden
             width = 0.0 if readout else widths[n]
-            out, early, events = _layer(
-                lib, layer, neuron, readout, values, width_prev, width, threads
+            out, early, events, scans = _layer(
+                lib, layer, neuron, readout, values, width_prev, width, threads, always_scan
             )
             result.synaptic_events.append(events)
+            result.scanned_neurons.append(scans)
             if readout:
                 result.logits = out.flatten(1) if net.flatten_output else out
                 break

@@ -183,9 +183,23 @@ class TTFSNetwork(nn.Module):
             window_violations(t, self.windows.layer(n)) for n, t in enumerate(hidden_times, start=1)
         ]
 
-    def simulate(self, x: Tensor, clip: bool = False, **kwargs: int) -> Tensor:
-        """Logits from the exact event-driven simulator (:mod:`spikeforge.ttfs.events`), which
-        does not model hardware constraints (it raises if :attr:`hardware` is set)."""
+    def simulate(
+        self, x: Tensor, clip: bool = False, engine: str = "auto", **kwargs: int
+    ) -> Tensor:
+        """Logits from an exact event-driven simulator, which does not model hardware
+        constraints (it raises if :attr:`hardware` is set).
+
+        ``engine``: ``"compiled"`` (:mod:`spikeforge.ttfs.engine`, C++, fast), ``"python"``
+        (:mod:`spikeforge.ttfs.events`, the readable reference; ``kwargs`` go to it) or
+        ``"auto"`` (compiled when its kernel library is available, else python)."""
+        from spikeforge.ttfs import engine as compiled
+
+        if engine not in ("auto", "compiled", "python"):
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'python', got {engine!r}")
+        if engine == "compiled" or (engine == "auto" and compiled.is_available()):
+            if kwargs:
+                raise TypeError(f"the compiled engine takes no {sorted(kwargs)}")
+            return compiled.simulate(self, x, clip=clip).logits
         from spikeforge.ttfs.events import simulate
 
         return simulate(self, x, clip=clip, **kwargs).logits

@@ -39,7 +39,7 @@ struct Event {
 
 extern "C" {
 
-int ttfs_events_abi() { return 1; }
+int ttfs_events_abi() { return 3; }
 
 // Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
 // sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
@@ -121,7 +121,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                    int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho,
                    int64_t Wo, int mode, const double* param, int param_pp, const double* alpha,
                    int alpha_pp, double width_prev, double width, double* out, int64_t* events,
-                   int threads) {
+                   int64_t* scans_out, int always_scan, int threads) {
   const int64_t Cg = C / G, Og = O / G, Kg = Cg * kh * kw, P = Ho * Wo;
   const double inv_m = 1.0 / static_cast<double>(M);
   // total input current of each neuron once every input has spiked (alpha1 firing phase)
@@ -129,11 +129,14 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
   for (int64_t g = 0; g < G; ++g)
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t o = 0; o < Og; ++o) wsum[g * Og + o] += wt[(g * Kg + k) * Og + o];
-  int64_t early = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : early)
+  std::vector<double> wneg(mode == 1 ? G * Kg * Og : 0);
+  for (size_t i = 0; i < wneg.size(); ++i) wneg[i] = std::min(wt[i], 0.0);
+  int64_t early = 0, scans = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : early, scans)
   {
-    std::vector<Event> ev(Kg * M);
-    std::vector<double> acc(Og), slope(Og), crossing(Og);
+    std::vector<Event> ev(Kg * M + 1);
+    std::vector<double> acc(Og), crossing(Og), neg_x(Og), neg(Og), sp(Og), ss(Og), sth(Og), sal(Og);
+    std::vector<int64_t> idx(Og);
     std::vector<char> fired(Og);
 #pragma omp for schedule(dynamic, 4)
     for (int64_t b = 0; b < B; ++b) {
@@ -145,6 +148,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
           for (int64_t g = 0; g < G; ++g) {
             // gather this neuron group's input events (spikes before t_min)
             int64_t n = 0;
+            double latest_u = 0.0;
             for (int64_t cl = 0; cl < Cg; ++cl) {
               const int64_t c = g * Cg + cl;
               for (int64_t ki = 0; ki < kh; ++ki) {
@@ -156,7 +160,10 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                   const double* src = xb + ((c * H + ih) * W + iw) * M;
                   const int64_t k = (cl * kh + ki) * kw + kj;
                   for (int64_t m = 0; m < M; ++m) {
-                    if (src[m] > 0.0) ev[n++] = Event{src[m], k};
+                    if (src[m] > 0.0) {
+                      ev[n++] = Event{src[m], k};
+                      latest_u = std::max(latest_u, src[m]);
+                    }
                   }
                 }
               }
@@ -192,35 +199,93 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
               }
               continue;
             }
-            // alpha1: scan the events in time order
-            std::sort(ev.begin(), ev.begin() + n,
-                      [](const Event& l, const Event& r) { return l.u > r.u; });
+            // alpha1. Potential extrapolated to t_min over the input spikes so far (P), and
+            // a bound on V before t_min: with V(u) = V(0) - alpha u - sum_j J_j min(x_j, u),
+            // V(u) <= V(0) + max_u [min(A, N u) - alpha u] where A = sum_{J<0} |J| x and
+            // N = sum_{J<0} |J| over the input spikes. Groups whose bound stays below every
+            // threshold cannot fire before t_min and skip the time-ordered scan.
+            std::fill(acc.begin(), acc.end(), 0.0);
+            std::fill(neg_x.begin(), neg_x.end(), 0.0);
+            std::fill(neg.begin(), neg.end(), 0.0);
+            const double* wng = wneg.data() + g * Kg * Og;
+            for (int64_t e = 0; e < n; ++e) {
+              const double a = ev[e].u * inv_m;
+              const double* row = wg + ev[e].k * Og;
+              const double* nrow = wng + ev[e].k * Og;
+              for (int64_t o = 0; o < Og; ++o) {
+                acc[o] += row[o] * a;
+                neg_x[o] += nrow[o] * a;
+                neg[o] += nrow[o] * inv_m;
+              }
+            }
+            // neurons whose bound reaches their threshold (or every neuron: always_scan, or an
+            // input spike before the bias onset, which the bound does not cover)
+            const bool before_onset = latest_u > width_prev;
+            int64_t n_scan = 0;
             for (int64_t o = 0; o < Og; ++o) {
               const double al = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
               const double th = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
-              acc[o] = al * width_prev;  // P: potential extrapolated to t_min
-              slope[o] = al;
-              fired[o] = 0.0 >= th;  // threshold reached at the bias onset itself
-              crossing[o] = width_prev;
+              acc[o] += al * width_prev;  // V(t_min)
+              fired[o] = 0;
+              const double big_a = -neg_x[o], big_n = -neg[o];
+              double bound = acc[o];
+              if (al < 0.0) {
+                bound += big_a - al * width_prev;
+              } else if (big_n > al) {
+                bound += big_a * (1.0 - al / big_n);
+              }
+              if (always_scan || before_onset || bound >= th) idx[n_scan++] = o;
             }
-            for (int64_t e = 0; e <= n; ++e) {
-              const double u = e < n ? ev[e].u : 0.0;
-              const double* th_row = param + o0 * (param_pp ? P : 1);
-              for (int64_t o = 0; o < Og; ++o) {
-                if (fired[o]) continue;
-                const double th = th_row[o * (param_pp ? P : 1) + (param_pp ? p : 0)];
-                if (acc[o] - slope[o] * u >= th) {  // crossed in the segment ending at u
-                  fired[o] = 1;
-                  crossing[o] = (acc[o] - th) / slope[o];
+            if (n_scan > 0) {
+              // time-ordered scan of these neurons. The bias onset is an event too (an input
+              // of an early-firing layer may precede it). Between events V(u) = P - S u; the
+              // neuron fires in the first segment with S > 0 whose end is at or above theta,
+              // at the crossing or, if V was already above theta, at the segment's start.
+              int64_t n_ev = n;
+              if (width_prev > 0.0) ev[n_ev++] = Event{width_prev, -1};
+              std::sort(ev.begin(), ev.begin() + n_ev,
+                        [](const Event& l, const Event& r) { return l.u > r.u; });
+              for (int64_t i = 0; i < n_scan; ++i) {
+                const int64_t o = idx[i];
+                sal[i] = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
+                sth[i] = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
+                sp[i] = 0.0;
+                ss[i] = 0.0;
+              }
+              double u_start = INFINITY;
+              for (int64_t e = 0; e <= n_ev; ++e) {
+                const double u = e < n_ev ? ev[e].u : 0.0;
+                bool hit = false;
+                for (int64_t i = 0; i < n_scan; ++i) hit |= (ss[i] > 0.0) & (sp[i] - ss[i] * u >= sth[i]);
+                if (hit) {
+                  for (int64_t i = 0; i < n_scan; ++i) {
+                    if (ss[i] > 0.0 && sp[i] - ss[i] * u >= sth[i]) {
+                      const int64_t o = idx[i];
+                      fired[o] = 1;
+                      crossing[o] = std::min((sp[i] - sth[i]) / ss[i], u_start);
+                      sth[i] = INFINITY;
+                    }
+                  }
                 }
+                if (e == n_ev) break;
+                if (ev[e].k < 0) {  // bias current switched on
+                  for (int64_t i = 0; i < n_scan; ++i) {
+                    sp[i] += sal[i] * u;
+                    ss[i] += sal[i];
+                  }
+                } else {
+                  const double a = u * inv_m;
+                  const double* row = wg + ev[e].k * Og;
+                  for (int64_t i = 0; i < n_scan; ++i) {
+                    const double wv = row[idx[i]];
+                    sp[i] += wv * a;
+                    ss[i] += wv * inv_m;
+                  }
+                }
+                u_start = u;
               }
-              if (e == n) break;
-              const double a = ev[e].u * inv_m;
-              const double* row = wg + ev[e].k * Og;
-              for (int64_t o = 0; o < Og; ++o) {
-                acc[o] += row[o] * a;
-                slope[o] += row[o] * inv_m;
-              }
+              for (int64_t i = 0; i < n_scan; ++i) acc[idx[i]] = sp[i];
+              scans += n_scan;
             }
             for (int64_t o = 0; o < Og; ++o) {
               double y;
@@ -242,6 +307,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
       if (events != nullptr) events[b] = n_syn;
     }
   }
+  if (scans_out != nullptr) *scans_out = scans;
   return early;
 }
 
