@@ -450,3 +450,40 @@ def test_weight_swap_is_undone_on_error(setup):
         dwam(torch.zeros(T, 1, 7))
     assert net[0].layer.weight is param and param.data_ptr() == ptr
     assert torch.equal(param, before)
+
+
+def test_reset_with_per_episode_weights_and_control_arm(setup):
+    """``reset(weights=...)`` starts each stream from its own weights (W_0 of weight_change);
+    ``adapt=False`` runs the same bookkeeping and never changes them."""
+    ref, _ = setup
+    net = make_net()
+    w = net[0].layer.weight.detach()
+    starts = torch.stack([w * 0.6, w * 1.0, w * 1.4])
+    kwargs = dict(eta=0.02, window=20, c_ref=ref, per_sample=True, stream_state=True)
+    dwam, control = DWAM(net, ["0"], **kwargs), DWAM(net, ["0"], adapt=False, **kwargs)
+    for d in (dwam, control):
+        d.reset(3, weights={"0": starts})
+    g = torch.Generator().manual_seed(17)
+    for _ in range(200):
+        x = spikes_in(g, T, 3)
+        out, plain = dwam(x), control(x)
+    assert torch.equal(control.weights["0"], starts)
+    assert float(control.weight_change()["0"].abs().max()) == 0.0
+    assert float(control.gates()["0"].max()) > 0.0  # the gate is computed, only not applied
+    change = dwam.weight_change()["0"]
+    assert bool((change > 1e-3).all())
+    # the under-excited stream moves up, the over-excited one down (towards c_ref)
+    rates = dwam.rates()["0"].mean(1)
+    nominal = float(ref["0"].mean())
+    assert rates[0] > control.rates()["0"][0].mean() and rates[2] < control.rates()["0"][2].mean()
+    assert abs(float(rates[0]) - nominal) < abs(float(control.rates()["0"][0].mean()) - nominal)
+    assert out.shape == plain.shape == (T, 3, N_OUT)
+    with pytest.raises(ValueError, match=r"expected \[B, N_out, N_in\]"):
+        dwam.reset(weights={"0": w[:5]})
+    with pytest.raises(ValueError, match="exactly the plastic layers"):
+        dwam.reset(weights={"1": starts})
+    shared = DWAM(net, ["0"], c_ref=ref)
+    shared.reset(weights={"0": w * 0.5})
+    torch.testing.assert_close(shared.weights["0"], w * 0.5)
+    shared.set_reference(ref)
+    assert torch.equal(shared.weights["0"], w)

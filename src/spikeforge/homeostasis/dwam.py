@@ -97,6 +97,7 @@ class _Plastic:
     neuron_path: str
     linear: nn.Linear
     trained: Tensor  # the trained parameter [N_out, N_in] (never written)
+    start: Tensor | None  # the episode's initial weights [S, N_out, N_in]; None: trained
     c_ref: Tensor  # [N_out]
     inv_ref: Tensor  # 1 / max(c_ref, min_ref_rate), [N_out]
     weight: Tensor | None = None  # working copies [S, N_out, N_in]
@@ -160,6 +161,8 @@ class DWAM:
             collapse, spec §6.7.4).
         keep_weights: keep the adapted weights and adaptation state across :meth:`reset`.
         stream_state: carry every spikeforge neuron's membrane state across calls.
+        adapt: ``False`` runs everything (weight substitution, rates, CV, ``θ_M``, gates) but
+            never changes the weights: the control arm of a comparison, or a rate monitor.
         per_sample: adapt every sample of the batch independently (its own working weights and
             state; the batch size is fixed from the first call after a reset).
         finite_check_every: check the working weights for NaN/inf every this many updates.
@@ -183,6 +186,7 @@ class DWAM:
         sign: int = 1,
         keep_weights: bool = False,
         stream_state: bool = False,
+        adapt: bool = True,
         per_sample: bool = False,
         finite_check_every: int = 50,
     ) -> None:
@@ -212,6 +216,7 @@ class DWAM:
         self.sign = int(sign)
         self.keep_weights = bool(keep_weights)
         self.stream_state = bool(stream_state)
+        self.adapt = bool(adapt)
         self.per_sample = bool(per_sample)
         self.finite_check_every = _check_count("finite_check_every", finite_check_every, 1, "")
         self.episode_seed: int | None = None
@@ -236,7 +241,7 @@ class DWAM:
                 )
             zeros = linear.weight.new_zeros(linear.weight.shape[0])
             self._layers[path] = _Plastic(
-                path, neuron_path, linear, linear.weight, zeros.clone(), zeros.clone()
+                path, neuron_path, linear, linear.weight, None, zeros.clone(), zeros.clone()
             )
         self._post_of: dict[str, list[_Plastic]] = {}
         for pl in self._layers.values():
@@ -292,7 +297,7 @@ class DWAM:
                 continue
             w = pl.trained.detach()
             n_out, n_in = w.shape
-            pl.weight = w.unsqueeze(0).repeat(s, 1, 1)
+            pl.weight = (pl.start if pl.start is not None else w.expand(s, n_out, n_in)).clone()
             pl.c_pre = w.new_zeros(s, n_in)
             pl.c_post = w.new_zeros(s, n_out)
             pl.theta_m = pl.c_ref.expand(s, n_out).clone()
@@ -302,7 +307,8 @@ class DWAM:
 
     def set_reference(self, c_ref: float | Mapping[str, Tensor]) -> None:
         """Set the nominal rates ``c_ref`` (float: global target; or ``{layer: [N_out]}``) and
-        reset the adaptation state (``θ_M := c_ref``, trained weights restored)."""
+        reset the adaptation state (``θ_M := c_ref``, trained weights restored, any
+        ``reset(weights=...)`` start forgotten)."""
         for path, pl in self._layers.items():
             if isinstance(c_ref, Mapping):
                 if path not in c_ref:
@@ -320,6 +326,7 @@ class DWAM:
                 raise ValueError(f"c_ref for {path!r} must be rates in [0, 1] (spikes per step)")
             pl.c_ref = ref.clone()
             pl.inv_ref = 1.0 / ref.clamp_min(self.min_ref_rate)
+            pl.start = None
         self._has_ref = True
         self._streams = None if self.per_sample else 1
         self._allocate()
@@ -429,11 +436,14 @@ class DWAM:
         std, mean = torch.std_mean(pl.window, 0, correction=0)
         # 4. gate; φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)
         pl.gate = std.div_(mean).nan_to_num_(0.0).mul_(self.zeta).clamp_(0.0, 1.0)
+        if not self.adapt:
+            return
         phi = (c - pl.theta_m).mul_(c).mul_(pl.gate)
         # 5. weight update on the working copies: W += sign·η·φ ⊗ c_pre
         pl.weight.baddbmm_(phi.unsqueeze(2), pl.c_pre.unsqueeze(1), alpha=self.sign * self.eta)
         if self.clip_sign:
-            pl.weight.masked_fill_(pl.weight * pl.trained.detach() < 0, 0.0)
+            initial = pl.start if pl.start is not None else pl.trained.detach()
+            pl.weight.masked_fill_(pl.weight * initial < 0, 0.0)
         if self.w_range is not None:
             pl.weight.clamp_(*self.w_range)
         if pl.updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
@@ -554,18 +564,59 @@ class DWAM:
 
     # -- episodes and state ----------------------------------------------------------------
 
-    def reset(self, seed: int | None = None) -> None:
-        """Start an episode / evaluation: restore the trained weights (unless ``keep_weights``),
+    def reset(self, seed: int | None = None, weights: Mapping[str, Tensor] | None = None) -> None:
+        """Start an episode / evaluation: restore the initial weights (unless ``keep_weights``),
         clear rates, CV window, ``θ_M := c_ref``, the pending spike counts and the streamed
         neuron state (with ``per_sample``, the next call fixes the number of streams again).
-        DWAM is deterministic; ``seed`` is only recorded (``episode_seed``)."""
+        DWAM is deterministic; ``seed`` is only recorded (``episode_seed``).
+
+        ``weights`` ``{layer: [N_out, N_in]}`` (or ``[B, N_out, N_in]`` per sample, which also
+        fixes the number of streams) starts this episode from other weights than the trained
+        ones, e.g. a per-episode degraded draw; they are the ``W_0`` of :meth:`weight_change`.
+        Without it the episode starts from the trained weights.
+        """
         self.episode_seed = seed
         self._neuron_state = {}
         if self.keep_weights:
+            if weights is not None:
+                raise ValueError("reset(weights=...) restarts the weights: not with keep_weights")
             for pl in self._layers.values():
                 pl.clear_pending()
             return
-        self._streams = None if self.per_sample else 1
+        streams = None if self.per_sample else 1
+        starts = {p: None for p in self._layers} if weights is None else dict(weights)
+        if set(starts) != set(self._layers):
+            raise ValueError(
+                f"reset(weights=...) needs exactly the plastic layers {sorted(self._layers)}, got "
+                f"{sorted(starts)}"
+            )
+        for p, pl in self._layers.items():
+            w = starts[p]
+            if w is None:
+                pl.start = None
+                continue
+            w = torch.as_tensor(w).detach().to(pl.trained.dtype).to(pl.trained.device)
+            if w.dim() == 2 and not self.per_sample:
+                w = w.unsqueeze(0)
+            if (
+                w.dim() != 3
+                or w.shape[1:] != pl.trained.shape
+                or (not self.per_sample and w.shape[0] != 1)
+            ):
+                layout = "[B, N_out, N_in]" if self.per_sample else "[N_out, N_in]"
+                raise ValueError(
+                    f"reset weights[{p!r}] has shape {list(w.shape)}, expected {layout} with "
+                    f"[N_out, N_in] = {list(pl.trained.shape)}"
+                )
+            if streams is not None and w.shape[0] != streams:
+                raise ValueError(
+                    f"reset weights give {w.shape[0]} streams for {p!r}, others {streams}"
+                )
+            if not torch.isfinite(w).all():
+                raise ValueError(f"reset weights[{p!r}] contain NaN/inf")
+            streams = w.shape[0]
+            pl.start = w.clone()
+        self._streams = streams
         self._allocate()
 
     def _live(self, name: str) -> dict[str, Tensor]:
@@ -607,8 +658,9 @@ class DWAM:
         sample."""
         out: dict[str, Any] = {}
         for p, w in self._live("weight").items():
-            w0 = self._layers[p].trained.detach()
-            rel = (w - w0).flatten(-2).norm(dim=-1) / w0.norm().clamp_min(1e-12)
+            pl = self._layers[p]
+            w0 = pl.start if pl.start is not None else pl.trained.detach()
+            rel = (w - w0).flatten(-2).norm(dim=-1) / w0.flatten(-2).norm(dim=-1).clamp_min(1e-12)
             out[p] = rel if self.per_sample else float(rel)
         return out
 
