@@ -50,12 +50,14 @@ def reference_outputs(
     n, batch, d = xs.shape
     windows = sliding_windows(xs, memory).reshape(n * batch, d * (memory + 1))
     phase = np.repeat(np.arange(1, n + 1) % (period or 1), batch)
-    keyed = np.concatenate([windows, phase[:, None].astype(np.int8)], axis=1)
-    unique, inverse = np.unique(keyed, axis=0, return_inverse=True)
-    values = np.empty(unique.shape[0], dtype=np.int8)
-    for i, row in enumerate(unique):
-        w = row[:-1].reshape(d, memory + 1).copy()
-        values[i] = int(fn(w) if period is None else fn(w, int(row[-1])))
+    # distinct (window, phase) pairs, found through an integer key (used only to deduplicate)
+    weights = 2 ** np.arange(windows.shape[1], dtype=np.int64)
+    keys = (windows.astype(np.int64) @ weights) * (period or 1) + phase
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    values = np.empty(first.shape[0], dtype=np.int8)
+    for i, row in enumerate(first):
+        w = windows[row].reshape(d, memory + 1).copy()
+        values[i] = int(fn(w) if period is None else fn(w, int(phase[row])))
     return values[inverse.reshape(-1)].reshape(n, batch)
 
 
