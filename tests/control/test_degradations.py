@@ -153,3 +153,41 @@ def test_arena_passes_the_gymnasium_env_checker() -> None:
     from gymnasium.utils.env_checker import check_env
 
     check_env(ObstacleArenaEnv(dynamic=True), skip_render_check=True)
+
+
+def test_degradation_parse_label_and_errors():
+    from spikeforge.control import Degradation
+
+    d = Degradation.parse("weight-scale=0.6, obs-noise=0.1")
+    assert d == Degradation(obs_noise=0.1, weight_scale=0.6)
+    assert d.label == "obs-noise=0.1,weight-scale=0.6"
+    assert Degradation.parse(d.label) == d
+    assert Degradation.parse("nominal").label == "nominal"
+    assert not Degradation().changes_weights and d.changes_weights
+    for bad, msg in [
+        ("weight-scale", "key=value"),
+        ("speed=2", "key=value"),
+        ("weight-scale=x", "bad number"),
+        ("obs-noise=0.1,obs-noise=0.2", "twice"),
+        ("obs-noise=-1", ">= 0"),
+        ("weight-noise=nan", "finite"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            Degradation.parse(bad)
+
+
+def test_episode_weights_equal_the_module_degradations():
+    from torch import nn
+
+    from spikeforge.control import Degradation, add_weight_noise, scale_weights
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 3))
+    d = Degradation(weight_scale=0.7, weight_noise=0.2)
+    got = d.episode_weights({"0": net[0].weight, "1": net[1].weight}, seed=5)
+    ref = add_weight_noise(scale_weights(net, 0.7, ["0", "1"]), 0.2, seed=5, layers=["0", "1"])
+    assert torch.equal(got["0"], ref[0].weight) and torch.equal(got["1"], ref[1].weight)
+    other = d.episode_weights({"0": net[0].weight, "1": net[1].weight}, seed=6)
+    assert not torch.equal(other["0"], got["0"])  # a new draw per episode seed
+    plain = Degradation().episode_weights({"0": net[0].weight}, seed=5)
+    assert torch.equal(plain["0"], net[0].weight)

@@ -6,6 +6,8 @@
   potential-field expert and :func:`register_envs` (id ``spikeforge/ObstacleArena-v0``).
 * :mod:`~spikeforge.control.degradations`: observation noise, weight scaling / weight noise on
   copies of a network, obstacle speed factor.
+* :mod:`~spikeforge.control.batch`: :func:`rollout_batch`, many episodes in lockstep with one
+  batched policy call per step.
 * :mod:`~spikeforge.control.hosts`: the SNN host policies (spec §6.1), :func:`behaviour_clone`,
   :class:`HostPolicy` for :func:`rollout`, :func:`save_host` / :func:`load_host`.
 
@@ -22,11 +24,13 @@ from spikeforge.control.arena import (
     potential_field_expert,
     register_envs,
 )
+from spikeforge.control.batch import BatchResult, rollout_batch
 from spikeforge.control.degradations import (
     OBSERVATION_NOISE_LEVELS,
     OBSTACLE_SPEED_LEVELS,
     WEIGHT_NOISE_LEVELS,
     WEIGHT_SCALE_LEVELS,
+    Degradation,
     ObservationNoise,
     add_weight_noise,
     scale_weights,
@@ -63,6 +67,8 @@ __all__ = [
     "WEIGHT_NOISE_LEVELS",
     "WEIGHT_SCALE_LEVELS",
     "ArenaLayout",
+    "BatchResult",
+    "Degradation",
     "Host",
     "HostConfig",
     "HostPolicy",
@@ -80,6 +86,7 @@ __all__ = [
     "potential_field_expert",
     "register_envs",
     "rollout",
+    "rollout_batch",
     "save_host",
     "scale_weights",
     "set_obstacle_speed_factor",

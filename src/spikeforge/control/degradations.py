@@ -5,6 +5,9 @@
 * :func:`scale_weights` and :func:`add_weight_noise`: degraded *copies* of a torch module (the
   original is never modified), with the layers to degrade chosen by name.
 * :func:`set_obstacle_speed_factor`: the dynamic-environment degradation of the obstacle arena.
+* :class:`Degradation`: one condition, alone or combined (``"weight-scale=0.6,obs-noise=0.1"``),
+  applied to an environment (:meth:`Degradation.wrap`) and to weight tensors per episode
+  (:meth:`Degradation.episode_weights`).
 
 Levels from the spec are exported as ``OBSERVATION_NOISE_LEVELS``, ``WEIGHT_SCALE_LEVELS``,
 ``WEIGHT_NOISE_LEVELS`` and ``OBSTACLE_SPEED_LEVELS``.
@@ -13,13 +16,14 @@ Levels from the spec are exported as ``OBSERVATION_NOISE_LEVELS``, ``WEIGHT_SCAL
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from spikeforge.control.arena import ObstacleArenaEnv
 
@@ -28,6 +32,7 @@ __all__ = [
     "OBSTACLE_SPEED_LEVELS",
     "WEIGHT_NOISE_LEVELS",
     "WEIGHT_SCALE_LEVELS",
+    "Degradation",
     "ObservationNoise",
     "add_weight_noise",
     "scale_weights",
@@ -180,11 +185,15 @@ def add_weight_noise(
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.no_grad():
         for name in names:
-            w = params[name]
-            std = w.detach().double().std(correction=0).item() if w.numel() > 1 else 0.0
-            noise = torch.randn(w.shape, generator=gen, dtype=torch.float64)
-            w.add_((noise * (sigma_w * std)).to(dtype=w.dtype, device=w.device))
+            params[name].copy_(_noisy(params[name].detach(), sigma_w, gen))
     return degraded
+
+
+def _noisy(w: Tensor, sigma_w: float, gen: torch.Generator) -> Tensor:
+    """``w + N(0, (σ_w·std(w))²)`` (population std; the draw in float64 from ``gen``)."""
+    std = w.double().std(correction=0).item() if w.numel() > 1 else 0.0
+    noise = torch.randn(w.shape, generator=gen, dtype=torch.float64)
+    return w + (noise * (sigma_w * std)).to(dtype=w.dtype, device=w.device)
 
 
 def set_obstacle_speed_factor(env: gym.Env, factor: float) -> None:
@@ -201,3 +210,95 @@ def set_obstacle_speed_factor(env: gym.Env, factor: float) -> None:
     if not isinstance(arena, ObstacleArenaEnv):
         raise TypeError(f"expected an ObstacleArenaEnv, got {type(arena).__name__}")
     arena.set_speed_factor(factor)
+
+
+_KEYS = {
+    "obs-noise": "obs_noise",
+    "weight-scale": "weight_scale",
+    "weight-noise": "weight_noise",
+    "obstacle-speed": "obstacle_speed",
+}
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One degraded condition of spec §6.3, alone or combined.
+
+    Attributes:
+        obs_noise: σ of the additive observation noise (raw units), ``0`` for none.
+        weight_scale: factor ``s`` on the degraded weight matrices, ``1`` for none.
+        weight_noise: relative σ_w of the weight noise drawn per episode, ``0`` for none.
+        obstacle_speed: obstacle speed factor (obstacle arena only), ``1`` for none.
+
+    The text form is ``"nominal"`` or comma-separated ``key=value`` with the keys
+    ``obs-noise``, ``weight-scale``, ``weight-noise``, ``obstacle-speed``
+    (:meth:`parse`, :attr:`label`).
+    """
+
+    obs_noise: float = 0.0
+    weight_scale: float = 1.0
+    weight_noise: float = 0.0
+    obstacle_speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{f.name} must be a finite number >= 0, got {value}")
+        if self.obstacle_speed == 0:
+            raise ValueError("obstacle_speed must be > 0")
+
+    @classmethod
+    def parse(cls, text: str) -> Degradation:
+        """``"nominal"`` or ``"weight-scale=0.6,obs-noise=0.1"`` -> :class:`Degradation`."""
+        text = text.strip()
+        if text in ("", "nominal", "none"):
+            return cls()
+        values: dict[str, float] = {}
+        for part in text.split(","):
+            key, sep, value = part.strip().partition("=")
+            if not sep or key not in _KEYS:
+                raise ValueError(
+                    f"bad degradation {part!r}: expected key=value with key one of "
+                    f"{sorted(_KEYS)} (e.g. weight-scale=0.6), or 'nominal'"
+                )
+            if _KEYS[key] in values:
+                raise ValueError(f"degradation {key!r} given twice in {text!r}")
+            try:
+                values[_KEYS[key]] = float(value)
+            except ValueError:
+                raise ValueError(f"bad number {value!r} for {key!r} in {text!r}") from None
+        return cls(**values)
+
+    @property
+    def label(self) -> str:
+        """The canonical text form (keys in a fixed order, defaults omitted)."""
+        default = Degradation()
+        parts = [
+            f"{key}={getattr(self, name):g}"
+            for key, name in _KEYS.items()
+            if getattr(self, name) != getattr(default, name)
+        ]
+        return ",".join(parts) or "nominal"
+
+    @property
+    def changes_weights(self) -> bool:
+        return self.weight_scale != 1.0 or self.weight_noise > 0
+
+    def wrap(self, env: gym.Env, seed: int) -> gym.Env:
+        """``env`` with this condition's environment part: observation noise (a wrapper seeded
+        with ``seed``) and the obstacle speed factor (obstacle arena only)."""
+        if self.obstacle_speed != 1.0:
+            set_obstacle_speed_factor(env, self.obstacle_speed)
+        return ObservationNoise(env, self.obs_noise, seed=seed) if self.obs_noise > 0 else env
+
+    def episode_weights(self, weights: Mapping[str, Tensor], seed: int) -> dict[str, Tensor]:
+        """Degraded copies of ``weights`` ``{layer: [N_out, N_in]}`` for one episode: scaled by
+        ``weight_scale``, then ``W + N(0, (σ_w·std(W))²)`` drawn from ``seed`` (layers in the
+        given order), as :func:`scale_weights` then :func:`add_weight_noise` do to a module."""
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        out = {}
+        for name, w in weights.items():
+            w = w.detach() * self.weight_scale
+            out[name] = _noisy(w, self.weight_noise, gen) if self.weight_noise > 0 else w
+        return out
