@@ -38,10 +38,10 @@ whole-sequence kernel of the tensor's device: on the CPU the compiled C++ kernel
 float32 / float64; CUDA: float16 / bfloat16 / float32 / float64; a number threshold, not under
 ``torch.compile`` tracing), else the reference. If the C++ kernels cannot be built, or Triton is
 not installed for a CUDA tensor, ``"auto"`` and ``"fused"`` warn once and use the reference;
-``"fused"`` also warns once per unsupported call signature. In the reference path, time is iterated with ``x_seq.unbind(0)`` and the
-spikes are joined with ``torch.stack``; no tensor that requires grad is indexed. The functions
-contain no data-dependent Python control flow, so they compile with
-``torch.compile(fullgraph=True)`` (under tracing ``"auto"`` takes the reference path).
+``"fused"`` also warns once per unsupported call signature. In the reference path, time is
+iterated with ``x_seq.unbind(0)`` and the spikes are joined with ``torch.stack``; no tensor that
+requires grad is indexed. The functions contain no data-dependent Python control flow, so they
+compile with ``torch.compile(fullgraph=True)`` (under tracing ``"auto"`` takes the reference path).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def unavailable_reason() -> str:
         return "disabled by SPIKEFORGE_NO_TRITON"
     if not _state["checked"]:
         try:
-            import triton  # noqa: F401
+            import triton
             import triton.language  # noqa: F401
         except Exception as e:  # ImportError, or a broken install raising anything at import
             _state["reason"] = f"triton cannot be imported ({type(e).__name__}: {e})"
@@ -189,7 +189,9 @@ class _TritonNeuron(torch.autograd.Function):
         steps, m = x.shape[0], x[0].numel()
         v0c = None if v0 is None else v0.to(x.dtype).contiguous()
         spikes = torch.empty_like(x)
-        v_final = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
+        # V[T] in the state dtype, converted by torch (round to nearest even; Triton's
+        # interpreter truncates float32 -> bfloat16): a [B, ...] tensor, a negligible cost
+        v_final = torch.empty(x.shape[1:], dtype=par.dtype, device=x.device)
         need_grad = any(ctx.needs_input_grad[:2])
         h = torch.empty(x.shape, dtype=par.dtype, device=x.device) if need_grad else None
         block = _block(m, x.device)
@@ -211,6 +213,7 @@ class _TritonNeuron(torch.autograd.Function):
                 STRICT=bool(strict),
                 HAS_V0=v0c is not None,
                 SAVE_H=h is not None,
+                DIV_RN=par.dtype == torch.float32,
                 BLOCK=block,
             )
         if h is not None:
@@ -221,7 +224,7 @@ class _TritonNeuron(torch.autograd.Function):
         ctx.cfg, ctx.par, ctx.x_dtype = cfg, par, x.dtype
         ctx.v0_dtype = None if v0 is None else v0.dtype
         ctx.set_materialize_grads(False)
-        return spikes, v_final
+        return spikes, v_final.to(x.dtype)
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -237,9 +240,7 @@ class _TritonNeuron(torch.autograd.Function):
         steps, m = h.shape[0], h[0].numel()
         gs = None if g_spikes is None else g_spikes.contiguous()
         gvt = None if g_vfinal is None else g_vfinal.contiguous()
-        in_place = (
-            ctx.h_private and h.dtype == ctx.x_dtype and not fused._graph_kept()  # noqa: SLF001
-        )
+        in_place = ctx.h_private and h.dtype == ctx.x_dtype and not fused._graph_kept()
         gx = h if in_place else torch.empty(h.shape, dtype=ctx.x_dtype, device=h.device)
         g_v0 = None
         if ctx.needs_input_grad[1]:
@@ -267,12 +268,13 @@ class _TritonNeuron(torch.autograd.Function):
                 HAS_GS=gs is not None,
                 HAS_GVT=gvt is not None,
                 WRITE_GV0=g_v0 is not None,
+                DIV_RN=ctx.par.dtype == torch.float32,
                 BLOCK=block,
             )
         g_x = gx if ctx.needs_input_grad[0] else None
         if torch.is_grad_enabled():  # create_graph=True: these gradients are not differentiable
-            g_x, g_v0 = fused._not_twice_differentiable(  # noqa: SLF001
-                fused._NEURON_ERROR,  # noqa: SLF001
+            g_x, g_v0 = fused._not_twice_differentiable(
+                fused._NEURON_ERROR,
                 (g_x, g_v0),
                 (x_anchor, v0_anchor, g_spikes, g_vfinal),
             )
@@ -318,16 +320,12 @@ def triton_multistep(
         param,
         float(threshold),
         float(v_reset),
-        fused._RESETS[reset],  # noqa: SLF001
+        fused._RESETS[reset],
         bool(strict),
         bool(detach_reset),
-        fused._SURROGATES[surrogate],  # noqa: SLF001
+        fused._SURROGATES[surrogate],
         a,
     )
-    anchors = (
-        (fused._anchor(x_seq), fused._anchor(v0))  # noqa: SLF001
-        if torch.is_grad_enabled()
-        else (None, None)
-    )
+    anchors = (fused._anchor(x_seq), fused._anchor(v0)) if torch.is_grad_enabled() else (None, None)
     spikes, v_final = _TritonNeuron.apply(x_seq, v0, cfg, par, *anchors)
     return spikes, v_final

@@ -228,7 +228,9 @@ class _SpikeConv(torch.autograd.Function):
         per_sample = max(1, spikes.shape.numel() // max(n, 1) * weight.element_size())
         step = max(1, CHUNK_BYTES // per_sample)
         g = g.contiguous()
-        g_x = torch.empty(spikes.shape, dtype=weight.dtype, device=weight.device) if need_x else None
+        g_x = None
+        if need_x:
+            g_x = torch.empty(spikes.shape, dtype=weight.dtype, device=weight.device)
         g_w = torch.zeros_like(weight) if need_w else None
         g_b = weight.new_zeros(weight.shape[0]) if need_b else None
         for lo in range(0, n, step) if need_x or need_w or need_b else ():

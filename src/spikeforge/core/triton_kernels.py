@@ -9,7 +9,11 @@ registers: one launch per direction for the whole sequence.
 float16 / bfloat16 / float32 inputs, float64 for float64 inputs); inputs are converted on load,
 spikes and gradients on store. Every expression mirrors the plain-torch reference path operation
 by operation, as the C++ kernel does; the launcher passes ``enable_fp_fusion=False`` so that no
-multiply-add is contracted into an FMA. ``KIND`` selects the charge (as in the C++ kernel):
+multiply-add is contracted into an FMA. Divisions are IEEE round-to-nearest: ``DIV_RN=True``
+(float32 state) asks for it explicitly (Triton's plain float32 ``/`` is the approximate
+``div.full.f32`` on NVIDIA GPUs), ``DIV_RN=False`` (float64 state) uses ``/``, which is already
+``div.rn.f64`` there (the explicit form does not compile for float64). ``KIND`` selects the
+charge (as in the C++ kernel):
 
 * 0: IF, ``v + x``;
 * 1 / 2: LIF with / without input decay, dividing by ``τ`` (IEEE division): what torch does on
@@ -57,6 +61,7 @@ def _forward(
     STRICT: tl.constexpr,
     HAS_V0: tl.constexpr,
     SAVE_H: tl.constexpr,
+    DIV_RN: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     """Forward over ``steps`` time steps for neurons ``[pid·BLOCK, (pid+1)·BLOCK)``."""
@@ -69,7 +74,7 @@ def _forward(
     if HAS_V0:
         v = tl.load(v0_ptr + offs, mask=mask, other=0).to(p.dtype)
     else:
-        v = tl.zeros([BLOCK], dtype=p.dtype)
+        v = tl.full([BLOCK], 0, p.dtype)
     xp = x_ptr + offs
     sp = s_ptr + offs
     hp = h_ptr + offs
@@ -78,9 +83,9 @@ def _forward(
         if KIND == 0:
             h = v + x
         elif KIND == 1:
-            h = v + tl.fdiv(x - (v - vr), p, ieee_rounding=True)
+            h = v + tl.fdiv(x - (v - vr), p, ieee_rounding=DIV_RN)
         elif KIND == 2:
-            h = v - tl.fdiv(v - vr, p, ieee_rounding=True) + x
+            h = v - tl.fdiv(v - vr, p, ieee_rounding=DIV_RN) + x
         elif KIND == 4:
             h = v + (x - (v - vr)) * p
         elif KIND == 5:
@@ -125,6 +130,7 @@ def _backward(
     HAS_GS: tl.constexpr,
     HAS_GVT: tl.constexpr,
     WRITE_GV0: tl.constexpr,
+    DIV_RN: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     """Backward over the steps in reverse (``last = (steps − 1)·m``); ``gx`` may be ``h``."""
@@ -142,7 +148,7 @@ def _backward(
     if HAS_GVT:
         g = tl.load(gvt_ptr + offs, mask=mask, other=0).to(p.dtype)
     else:
-        g = tl.zeros([BLOCK], dtype=p.dtype)
+        g = tl.full([BLOCK], 0, p.dtype)
     hp = h_ptr + last + offs
     gsp = gs_ptr + last + offs
     gxp = gx_ptr + last + offs
@@ -155,16 +161,16 @@ def _backward(
             sp = tl.where(d >= 0, one, 0 * one)
         if SG == 0:  # atan: (α/2) / (1 + (π/2·α·d)²)
             u = a_atan * d
-            sg = tl.fdiv(a_half, one + u * u, ieee_rounding=True)
+            sg = tl.fdiv(a_half, one + u * u, ieee_rounding=DIV_RN)
         elif SG == 1:  # sigmoid: α·σ(αd)·(1 − σ(αd))
-            sig = tl.fdiv(one, one + tl.exp(-(a * d)), ieee_rounding=True)
+            sig = tl.fdiv(one, one + tl.exp(-(a * d)), ieee_rounding=DIV_RN)
             sg = a * sig * (one - sig)
         elif SG == 2:  # fast sigmoid: 1 / (1 + α|d|)²
             q = one + a * tl.abs(d)
-            sg = tl.fdiv(one, q * q, ieee_rounding=True)
+            sg = tl.fdiv(one, q * q, ieee_rounding=DIV_RN)
         elif SG == 3:  # triangle: max(α − |d|, 0) / α²
             q = a - tl.abs(d)
-            sg = tl.fdiv(tl.where(q > 0, q, 0 * one), a_sq, ieee_rounding=True)
+            sg = tl.fdiv(tl.where(q > 0, q, 0 * one), a_sq, ieee_rounding=DIV_RN)
         else:  # rectangle: 1[|d| < α/2] / α
             sg = tl.where(tl.abs(d) < a_half, a_inv, 0 * one)
         if HAS_GS:
@@ -189,11 +195,11 @@ def _backward(
             gx = gh
             g = gh
         elif KIND == 1:
-            gx = tl.fdiv(gh, p, ieee_rounding=True)
+            gx = tl.fdiv(gh, p, ieee_rounding=DIV_RN)
             g = gh + (-gx)
         elif KIND == 2:
             gx = gh
-            g = gh + (-tl.fdiv(gh, p, ieee_rounding=True))
+            g = gh + (-tl.fdiv(gh, p, ieee_rounding=DIV_RN))
         elif KIND == 4:
             gx = gh * p
             g = gh + (-gx)
