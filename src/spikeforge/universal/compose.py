@@ -58,6 +58,7 @@ def compose(
     if outer.inputs != len(inners):
         raise ValueError(f"the outer circuit has {outer.inputs} inputs, got {len(inners)} inners")
     d_outer = _check_latency(outer, "outer circuit")
+    latencies = [_check_latency(h, "inner circuit") for h in inners]
     if wiring is None:
         widths = {h.inputs for h in inners}
         if len(widths) != 1:
@@ -74,7 +75,6 @@ def compose(
     d = needed if inputs is None else inputs
     if d < needed:
         raise ValueError(f"inputs = {d}, but the wiring uses channel {needed - 1}")
-    latencies = [_check_latency(h, "inner circuit") for h in inners]
     d_max = max(latencies)
     b = CircuitBuilder(d)
     aligned = []
