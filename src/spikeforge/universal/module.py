@@ -11,15 +11,10 @@ give the same spikes bit for bit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
-from spikeforge.universal.simulate import check_spike_input
-
-if TYPE_CHECKING:
-    from spikeforge.universal.circuit import Circuit
+from spikeforge.universal.simulate import CircuitLike, check_spike_input
 
 __all__ = ["CircuitModule"]
 
@@ -38,7 +33,7 @@ class CircuitModule(nn.Module):
     v0: Tensor
     stacked: Tensor
 
-    def __init__(self, circuit: Circuit) -> None:
+    def __init__(self, circuit: CircuitLike) -> None:
         super().__init__()
         self.inputs = circuit.inputs
         self.neurons = circuit.neurons

@@ -19,15 +19,35 @@ replace them (``>`` for ``>=``, subtraction for the hard reset) and show that na
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from spikeforge.universal.circuit import Circuit
+__all__ = ["CircuitLike", "check_spike_input", "fire", "reset", "simulate"]
 
-__all__ = ["check_spike_input", "fire", "reset", "simulate"]
+
+class CircuitLike(Protocol):
+    """What the simulator reads of a :class:`~spikeforge.universal.circuit.Circuit`."""
+
+    @property
+    def inputs(self) -> int: ...
+
+    @property
+    def neurons(self) -> int: ...
+
+    @property
+    def output(self) -> int: ...
+
+    @property
+    def latency(self) -> int | None: ...
+
+    @property
+    def construction(self) -> str: ...
+
+    def tensors(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        """``beta, threshold, bias, v0 [N]``, ``input_weights [N, d]``, ``weights [N, N]``."""
+        ...
 
 
 def fire(h: Tensor, threshold: Tensor) -> Tensor:
@@ -57,7 +77,7 @@ def check_spike_input(x: Tensor, inputs: int) -> None:
 
 
 def simulate(
-    circuit: Circuit, x: Tensor, dtype: torch.dtype | None = None
+    circuit: CircuitLike, x: Tensor, dtype: torch.dtype | None = None
 ) -> tuple[Tensor, Tensor]:
     """Run ``circuit`` on input spikes ``x [T, B, d]``.
 
