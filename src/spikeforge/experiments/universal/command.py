@@ -129,12 +129,12 @@ def format_tables(report: dict[str, Any]) -> str:
     lines += [
         "",
         "| m | circuit N | Bayes acc. | circuit acc. | no v0 fix acc. | SNN neurons | "
-        "SNN best acc. (per seed) | steps to within 1 point (per seed) |",
+        "SNN best / final acc. (per seed) | steps to within 1 point (per seed) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["markov"]:
         c = r["circuit"]
-        best = ", ".join(f"{s['best_accuracy']:.4f}" for s in r["snn"])
+        best = ", ".join(f"{s['best_accuracy']:.4f} / {s['final_accuracy']:.4f}" for s in r["snn"])
         steps = ", ".join(str(s["steps_to_within_1_point"] or "never") for s in r["snn"])
         lines.append(
             f"| {r['memory']} | {c['corrected']['neurons']} | {r['bayes_accuracy']:.4f} | "
