@@ -46,12 +46,27 @@ the same from run to run (with heap reuse it moved by up to 90 MiB).
 tensors come from the heap instead of fresh ``mmap`` pages that fault in on every call),
 identically for every contender; ``--default-malloc`` turns both settings off.
 
+**GPU** (``--device cuda``, issue 16): the same workloads, networks and inputs on the first CUDA
+device. ``sf-fused`` / ``sf-fused-dense`` then run the Triton neurons
+(:mod:`spikeforge.core.fused_triton`; ``SpikeLinear`` takes ``F.linear`` on CUDA, so the two
+compute the same thing); SpikingJelly runs its CUDA implementations: ``spikingjelly`` is its
+automatic choice (the native CUDA extension when it can be built, else Triton), and
+``spikingjelly-triton`` / ``spikingjelly-cuda`` force one (:data:`SJ_IMPLEMENTATIONS`; one that
+cannot run on the machine is dropped with a note); the fastest of them counts as SpikingJelly's
+fastest GPU backend. Every step ends with ``torch.cuda.synchronize()``; peak memory is
+``torch.cuda.max_memory_allocated()`` during a step minus ``torch.cuda.memory_allocated()``
+before it (in this process, after a warm-up step; the first step, which includes the Triton
+compile, is not measured). Targets (issue 16): training at most 1.2x ``relu-T`` on W1 / W2,
+at least 1.3x faster than the fastest SpikingJelly implementation, memory at most
+``relu-T``'s. Without a CUDA device ``--device cuda`` exits with a message saying so.
+
 **Matrix** (``--matrix``, issue 10): every surrogate, linear or LIF readout, T, batch, input
 spike density and thread count in a pairwise covering design, for the MLP (training and
 inference) and a conv network with BatchNorm; see ``neuron_matrix.py``.
 
 Run: ``python benchmarks/neurons.py [--repeats 20] [--threads 2] [--workloads W1,W2,W3]
-[--contenders ...] [--json out.json]``; ``python benchmarks/neurons.py --matrix --json m.json``.
+[--contenders ...] [--json out.json]``; ``python benchmarks/neurons.py --matrix --json m.json``;
+on a GPU: ``python benchmarks/neurons.py --device cuda --json gpu.json``.
 """
 
 from __future__ import annotations
@@ -73,7 +88,7 @@ import torch
 from torch import Tensor, nn
 
 from allocator import accounting_malloc, tune_malloc  # benchmarks/allocator.py, beside this script
-from spikeforge.core import LIF, MultiStep
+from spikeforge.core import LIF, MultiStep, fused_triton
 from spikeforge.core import fused as fused_kernels
 from spikeforge.core.spike_linear import SpikeLinear
 from spikeforge.io import code_version, write_json
@@ -119,6 +134,36 @@ TARGETS = {"W1": 1.15, "W2": 1.15, "W3": 1.10}
 BASELINE = "relu-T"
 #: gain on the default initialisation of the layers feeding neurons (see :func:`_layers`)
 GAIN = 6.0
+
+#: where the networks and inputs live (``--device``; :func:`use_device`)
+DEVICE = torch.device("cpu")
+
+
+def use_device(name: str) -> torch.device:
+    """Select the benchmark's device (``"cpu"`` or ``"cuda"``); raises ``SystemExit`` with the
+    reason when CUDA is asked for and unusable."""
+    global DEVICE
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(
+                f"--device cuda: no usable CUDA device (torch {torch.__version__}, "
+                f"torch.version.cuda={torch.version.cuda}, torch.cuda.is_available() is False). "
+                "Run it on a machine with an NVIDIA GPU and a CUDA build of torch; "
+                "pip install triton for the fused GPU neurons."
+            )
+        DEVICE = torch.device("cuda", torch.cuda.current_device())
+    elif name == "cpu":
+        DEVICE = torch.device("cpu")
+    else:
+        raise SystemExit(f"--device must be cpu or cuda, got {name!r}")
+    return DEVICE
+
+
+def synchronize() -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
 
 #: A contender: ``factory(workload) -> step``; ``step()`` runs one forward (+ backward).
 Factory = Callable[[Workload], Callable[[], object]]
@@ -189,8 +234,8 @@ def _layers(workload: Workload) -> list[nn.Module]:
 
 
 def relu_net(workload: Workload) -> nn.Module:
-    """The ReLU network of a workload, on ``[N, ...]`` samples."""
-    return nn.Sequential(*_layers(workload))
+    """The ReLU network of a workload, on ``[N, ...]`` samples, on :data:`DEVICE`."""
+    return nn.Sequential(*_layers(workload)).to(DEVICE)
 
 
 def _event_driven(layer: nn.Module) -> nn.Module:
@@ -232,7 +277,7 @@ def snn(
             run.append(_event_driven(layer) if event_driven and fed_by_spikes else layer)
     if run:
         out.append(MultiStep(*run))
-    return nn.Sequential(*out)
+    return nn.Sequential(*out).to(DEVICE)
 
 
 def _step(net: nn.Module, x: Tensor, train: bool) -> Callable[[], object]:
@@ -257,7 +302,8 @@ def _step(net: nn.Module, x: Tensor, train: bool) -> Callable[[], object]:
 def _input(workload: Workload, samples: tuple[int, ...]) -> Tensor:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(*samples, *workload.sample_shape, generator=g)
-    return x if workload.density is None else (x < workload.density).float()
+    x = x if workload.density is None else (x < workload.density).float()
+    return x.to(DEVICE)
 
 
 # Every spiking contender computes the same LIF neuron (spec §2.2, SpikingJelly's form):
@@ -328,11 +374,42 @@ PEER_SURROGATES: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
-class _SpikingJellyLIF(nn.Module):
-    """SpikingJelly ``LIFNode`` in multi-step mode (its CPU kernel), reset before each call."""
+#: SpikingJelly's CUDA implementations of its LIF (``SJ_LIF_CUDA_IMPLEMENTATION``), each a
+#: contender on ``--device cuda``; ``None``: its automatic choice
+SJ_IMPLEMENTATIONS: dict[str, str | None] = {
+    "spikingjelly": None,
+    "spikingjelly-triton": "triton",
+    "spikingjelly-cuda": "cuda",
+}
 
-    def __init__(self, surrogate_name: str) -> None:
+
+def _force_sj_implementation(name: str | None) -> None:
+    """Make SpikingJelly's LIF use CUDA implementation ``name`` (``None``: its automatic
+    choice) from the next call on. SpikingJelly reads ``SJ_LIF_CUDA_IMPLEMENTATION`` once, at
+    import, and caches its choice per device; this resets both (private API of SpikingJelly
+    2.0.0: ``spikingjelly._ops.lif._selection``)."""
+    from spikingjelly._ops.lif import _selection
+
+    wanted = name or "auto"
+    if _selection._requested != wanted:
+        _selection._requested = wanted
+        _selection._selections.clear()
+
+
+def sj_implementation() -> str:
+    """The CUDA implementation SpikingJelly's LIF uses now on :data:`DEVICE`."""
+    from spikingjelly._ops.lif import _selection
+
+    return str(_selection.diagnostics(DEVICE)["implementation"])
+
+
+class _SpikingJellyLIF(nn.Module):
+    """SpikingJelly ``LIFNode`` in multi-step mode (its CPU kernel; on CUDA the implementation
+    ``implementation``, see :data:`SJ_IMPLEMENTATIONS`), reset before each call."""
+
+    def __init__(self, surrogate_name: str, implementation: str | None = None) -> None:
         super().__init__()
+        self.implementation = implementation
         from spikingjelly.activation_based import neuron, surrogate
 
         function = getattr(surrogate, PEER_SURROGATES["spikingjelly"][surrogate_name])()
@@ -342,6 +419,8 @@ class _SpikingJellyLIF(nn.Module):
         )  # fmt: skip
 
     def forward(self, x_seq: Tensor) -> Tensor:
+        if x_seq.is_cuda:
+            _force_sj_implementation(self.implementation)
         self.node.reset()
         return self.node(x_seq)
 
@@ -402,6 +481,13 @@ PEERS: dict[str, tuple[str, Spiking]] = {
     "norse": ("norse", Spiking(_NorseLIF)),
 }
 SPIKING.update({name: contender for name, (_, contender) in PEERS.items()})
+#: the GPU-only variants of the SpikingJelly contender (its forced CUDA implementations)
+GPU_ONLY: dict[str, str] = {
+    name: "spikingjelly" for name, impl in SJ_IMPLEMENTATIONS.items() if impl is not None
+}
+for _name, _impl in SJ_IMPLEMENTATIONS.items():
+    if _impl is not None:
+        SPIKING[_name] = Spiking(lambda s, impl=_impl: _SpikingJellyLIF(s, impl))
 
 
 def peer_version(name: str) -> str | None:
@@ -409,7 +495,7 @@ def peer_version(name: str) -> str | None:
     from importlib import metadata
 
     try:
-        return metadata.version(PEERS[name][0])
+        return metadata.version(PEERS[GPU_ONLY.get(name, name)][0])
     except metadata.PackageNotFoundError:
         return None
 
@@ -440,6 +526,7 @@ def spike_check(workload: Workload, names: list[str]) -> dict[str, dict[str, int
                 module.register_forward_hook(lambda _m, _i, out, s=spikes: s.append(out.detach()))
         with torch.set_grad_enabled(train):
             net(x)
+        synchronize()
         record[name] = spikes
     ref = record[ref_name]
     return {
@@ -459,8 +546,10 @@ def interleaved(steps: dict[str, Callable[[], object]], repeats: int) -> dict[st
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            synchronize()
             start = time.perf_counter()
             step()
+            synchronize()
             times[name].append((time.perf_counter() - start) * 1e3)
     return times
 
@@ -512,6 +601,26 @@ def memory_child(workload: str, name: str, threads: int | None, malloc: bool) ->
     return {"peak_growth_kib": first, "second_kib": _peak_growth_kib(step)}
 
 
+def cuda_memory(workload: str, name: str) -> dict[str, int]:
+    """Peak CUDA memory growth (KiB) of one step of a contender, in this process: the step's
+    ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before it, after a warm-up
+    step (which compiles the kernels); the same for a second measured step."""
+    torch.manual_seed(0)
+    step = CONTENDERS[name](NAMED[workload])
+    step()
+
+    def growth() -> int:
+        synchronize()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        before = torch.cuda.memory_allocated(DEVICE)
+        step()
+        synchronize()
+        return (torch.cuda.max_memory_allocated(DEVICE) - before) // 1024
+
+    first = growth()
+    return {"peak_growth_kib": first, "second_kib": growth()}
+
+
 def measure_memory(workload: str, name: str, args: argparse.Namespace) -> dict[str, int]:
     cmd = [sys.executable, __file__, "--memory-child", workload, name]
     if args.threads:
@@ -525,9 +634,19 @@ def measure_memory(workload: str, name: str, args: argparse.Namespace) -> dict[s
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workloads", default="W1,W2,W3", help="comma-separated subset of W1,W2,W3")
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated names")
+    p.add_argument(
+        "--contenders",
+        default=None,
+        help="comma-separated names (default: all; the spikingjelly-* variants on cuda only)",
+    )
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where to run W1-W3 (cuda: the first GPU, Triton neurons, CUDA memory)",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--default-malloc", action="store_true", help="skip the mallopt settings")
     p.add_argument("--json", type=Path, default=None)
@@ -545,6 +664,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [w for w in args.workloads.split(",") if w and w not in NAMED]
     if unknown:
         p.error(f"unknown workloads {unknown}; known: {list(NAMED)}")
+    if args.device == "cuda" and args.matrix:
+        p.error("--matrix runs on the CPU only; drop --device cuda")
     return args
 
 
@@ -556,20 +677,30 @@ def main(argv: list[str] | None = None) -> int:
     malloc = "default glibc malloc" if args.default_malloc else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [n for n in args.contenders.split(",") if n]
+    use_device(args.device)
+    on_gpu = DEVICE.type == "cuda"
+    default = [n for n in CONTENDERS if on_gpu or n not in GPU_ONLY]
+    names = default if args.contenders is None else [n for n in args.contenders.split(",") if n]
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
         raise SystemExit(f"unknown contenders {unknown}; known: {list(CONTENDERS)}")
-    versions = {n: peer_version(n) for n in names if n in PEERS}
+    if not on_gpu and any(n in GPU_ONLY for n in names):
+        raise SystemExit(f"{[n for n in names if n in GPU_ONLY]} run with --device cuda only")
+    versions = {n: peer_version(n) for n in names if n in PEERS or n in GPU_ONLY}
     missing = [n for n, v in versions.items() if v is None]
     if missing:
         print(f"note: peers not installed, skipped: {missing} (install: make bench-peers)")
         names = [n for n in names if n not in missing]
-    if "sf-fused" in names and not fused_kernels.is_available():
+    if not on_gpu and "sf-fused" in names and not fused_kernels.is_available():
         print(f"note: fused kernels unavailable ({fused_kernels.unavailable_reason()})")
+    if on_gpu and "sf-fused" in names and not fused_triton.is_available():
+        print(f"note: the fused GPU neurons need Triton ({fused_triton.unavailable_reason()})")
+    if on_gpu:
+        names = _drop_unusable_gpu_peers(names)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}, "
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        + (f", GPU {torch.cuda.get_device_name(DEVICE)}" if on_gpu else "")
     )
     found = {n: v for n, v in versions.items() if v is not None}
     if found:
@@ -582,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "peers": found,
-        "peer_surrogates": {n: PEER_SURROGATES[n] for n in found},
+        "peer_surrogates": {n: PEER_SURROGATES[GPU_ONLY.get(n, n)] for n in found if n in names},
+        "device": _device_info(names),
     }
     if args.matrix:
         from neuron_matrix import run_matrix  # beside this script
@@ -596,7 +728,12 @@ def main(argv: list[str] | None = None) -> int:
         spikes = spike_check(NAMED[workload], names)
         times = time_workload(NAMED[workload], names, args.repeats)
         med = {n: statistics.median(v) for n, v in times.items()}
-        mem = {} if args.no_memory else {n: measure_memory(workload, n, args) for n in names}
+        if args.no_memory:
+            mem = {}
+        elif on_gpu:
+            mem = {n: cuda_memory(workload, n) for n in names}
+        else:
+            mem = {n: measure_memory(workload, n, args) for n in names}
         w = NAMED[workload]
         mode = "fwd+bwd" if w.train else "inference"
         print(
@@ -612,16 +749,69 @@ def main(argv: list[str] | None = None) -> int:
             if n in spikes:
                 line += f"  spikes {spikes[n]['spikes']} ({spikes[n]['differ']} differ)"
             print(line)
-        peers = [n for n in names if n in PEERS]
+        peers = [n for n in names if n in PEERS or n in GPU_ONLY]
         if peers and "sf-fused" in med:
             fastest = min(peers, key=med.__getitem__)
             speedup = med[fastest] / med["sf-fused"]
             print(f"  sf-fused: {speedup:.2f}x faster than the fastest peer {fastest} (goal 1.3)")
+            sj = [n for n in peers if n.startswith("spikingjelly")]
+            if on_gpu and sj:
+                best = min(sj, key=med.__getitem__)
+                print(
+                    f"  sf-fused: {med[best] / med['sf-fused']:.2f}x faster than SpikingJelly's "
+                    f"fastest GPU implementation {best} (goal 1.3)"
+                )
+        if on_gpu and "sf-fused" in med and BASELINE in med and w.train:
+            print(f"  sf-fused / {BASELINE}: {med['sf-fused'] / med[BASELINE]:.2f}x (goal 1.2)")
+        if on_gpu and "sf-fused" in mem and BASELINE in mem:
+            ok = mem["sf-fused"]["peak_growth_kib"] <= mem[BASELINE]["peak_growth_kib"]
+            print(f"  sf-fused peak memory at most {BASELINE}'s: {ok}")
         report[workload] = {"ms": times, "median_ms": med, "memory_kib": mem, "spikes": spikes}
     if args.json:
         report["load_after"] = load_average()
         write_json(args.json, report)
     return 0
+
+
+def _drop_unusable_gpu_peers(names: list[str]) -> list[str]:
+    """Runs one W1 step of every SpikingJelly contender on the GPU and drops (with a note) those
+    whose CUDA implementation cannot run here (e.g. the native extension without a compiler)."""
+    kept = []
+    for name in names:
+        if not name.startswith("spikingjelly"):
+            kept.append(name)
+            continue
+        try:
+            CONTENDERS[name](NAMED["W1"])()
+            synchronize()
+            kept.append(name)
+        except Exception as e:  # the peer's own error types; report and go on
+            print(f"note: {name} cannot run on this GPU, skipped ({type(e).__name__}: {e})")
+    return kept
+
+
+def _device_info(names: list[str]) -> dict[str, object]:
+    """The device of the run and, on a GPU, its name, CUDA, Triton and SpikingJelly's
+    automatic implementation."""
+    if DEVICE.type != "cuda":
+        return {"type": "cpu"}
+    info: dict[str, object] = {
+        "type": "cuda",
+        "name": torch.cuda.get_device_name(DEVICE),
+        "capability": list(torch.cuda.get_device_capability(DEVICE)),
+        "cuda": torch.version.cuda,
+        "triton": None,
+    }
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        pass
+    if "spikingjelly" in names:
+        _force_sj_implementation(None)
+        info["spikingjelly_auto"] = sj_implementation()
+    return info
 
 
 if __name__ == "__main__":

@@ -44,6 +44,36 @@ def test_report_and_memory_child(neurons, tmp_path: Path, capsys) -> None:
         assert report["W2"]["memory_kib"][name]["peak_growth_kib"] > 10_000
 
 
+def test_gpu_option_fails_clearly_without_a_gpu_and_keeps_gpu_contenders_off_the_cpu(
+    neurons,
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: --device cuda would run")
+    with pytest.raises(SystemExit, match="no usable CUDA device"):
+        neurons.main(["--device", "cuda", "--workloads", "W1", "--repeats", "1"])
+    with pytest.raises(SystemExit, match="with --device cuda only"):
+        neurons.main(["--contenders", "relu-T,spikingjelly-triton", "--repeats", "1"])
+    assert neurons.DEVICE.type == "cpu"
+
+
+def test_spikingjelly_implementation_switch(neurons) -> None:
+    """The private SpikingJelly API the GPU contenders use to force an implementation."""
+    if neurons.peer_version("spikingjelly") is None:
+        pytest.skip("SpikingJelly is not installed")
+    from spikingjelly._ops.lif import _selection
+
+    saved = _selection._requested
+    try:
+        neurons._force_sj_implementation("triton")
+        assert _selection._requested == "triton" and _selection._selections == {}
+        neurons._force_sj_implementation(None)
+        assert _selection._requested == "auto"
+    finally:
+        _selection._requested = saved
+
+
 def test_matrix_covers_every_pair_and_resumes(neurons, tmp_path: Path) -> None:
     import itertools
 
