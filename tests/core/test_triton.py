@@ -313,7 +313,13 @@ def _assert_same(got: tuple[Any, ...], ref: tuple[Any, ...]) -> None:
 
 
 @pytest.mark.usefixtures("on_triton")
-def test_network_takes_the_spike_saving_path_and_matches() -> None:
+@pytest.mark.parametrize("spikes_by", ["cpu_kernel", "torch_ops"])
+def test_network_takes_the_spike_saving_path_and_matches(
+    spikes_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``torch_ops``: the spikes recomputed from ``H`` with torch ops, as on a GPU."""
+    if spikes_by == "torch_ops":
+        monkeypatch.setattr(fused, "_library", lambda: None)
     ref, got = _train(_net("reference")), _train(_net("auto"))
     assert "_TritonNeuronBackward" in got[2] and "_SpikeConvBackward" in got[2]
     _assert_same(got, ref)

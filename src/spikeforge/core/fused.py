@@ -298,10 +298,13 @@ class _FusedNeuron(torch.autograd.Function):
 
 
 def spikes_from_h(h: Tensor, threshold: float, strict: bool) -> Tensor:
-    """``(h > ϑ)`` if strict else ``(h >= ϑ)``, in ``h``'s dtype, in one pass (``h`` contiguous,
-    CPU, float32 / float64): the spikes of a fused neuron recomputed from its saved ``H``."""
-    lib = _library()
-    if lib is None or h.dtype not in _DTYPES or not h.is_contiguous() or h.device.type != "cpu":
+    """``(h > ϑ)`` if strict else ``(h >= ϑ)``, in ``h``'s dtype: the spikes of a fused neuron
+    recomputed from its saved ``H``; in one pass of the C++ kernel for a contiguous CPU float32 /
+    float64 ``h``, else with torch ops (``h − ϑ`` compared with 0, as the kernels compute it)."""
+    # (a GPU tensor never builds the CPU kernels: the device is checked first)
+    cpu_ready = h.device.type == "cpu" and h.dtype in _DTYPES and h.is_contiguous()
+    lib = _library() if cpu_ready else None
+    if lib is None:
         return heaviside(h - threshold, strict)  # what the kernel computes, in torch ops
     out = torch.empty_like(h)
     getattr(lib, f"sf_spikes_{_DTYPES[h.dtype]}")(
