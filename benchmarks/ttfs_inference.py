@@ -8,9 +8,11 @@ on the full MNIST test set (10,000 images, batches of ``--batch-size``) under
 * the ReLU network and the TTFS closed form ``net(x)`` (B1 and alpha1), same dtype, same
   batching, interleaved in every repeat after one warm-up pass; the median over ``--repeats``;
 * the prediction agreement of each TTFS network with its ReLU network (1.0 expected in float64);
-* the throughput of the exact event-driven simulator ``net.simulate`` (float64) on
-  ``--sim-samples`` test images (one call, after a warm-up call on 8 images) and its largest
-  deviation from the closed form.
+* the throughput of the exact event-driven simulators (float64), each after a warm-up call on
+  8 images, with their largest deviation from the closed form: the compiled event engine
+  (:mod:`spikeforge.ttfs.engine`) on ``--engine-samples`` test images (default: all), timed
+  against the float64 closed form on the same images in the same process (targets:
+  ENGINE_TARGETS samples/s), and the Python reference simulator on ``--sim-samples`` images.
 
 The acceptance target is a closed form costing at most 1.5x the ReLU network's time; every row
 prints PASS or FAIL against it (the exit status does not depend on it).
@@ -46,8 +48,12 @@ from spikeforge.io import code_version, write_json
 from spikeforge.models import fc2, lenet5
 from spikeforge.training import TrainConfig, train_classifier
 from spikeforge.ttfs import TTFSNetwork, from_relu
+from spikeforge.ttfs import engine as ttfs_engine
+from spikeforge.ttfs.events import simulate
 
 TARGET_RATIO = 1.5
+#: event-engine throughput targets (samples/s, on 2 threads), issue 15
+ENGINE_TARGETS = {"fc2": 10_000.0, "lenet5": 2_000.0}
 NEURONS = ("b1", "alpha1")
 ARCHS: dict[str, Callable[[], nn.Sequential]] = {"fc2": fc2, "lenet5": lenet5}
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -85,6 +91,11 @@ class SimRow:
     samples_per_s: float
     max_abs_diff: float
     agreement: float
+    engine: str = "python"
+    closed_samples_per_s: float = 0.0
+    max_abs_diff_hidden: float = 0.0
+    early_spikes: int = 0
+    target_samples_per_s: float | None = None
 
 
 def cpu_info() -> str:
@@ -208,14 +219,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--calib-samples", type=int, default=4096, help="training images used for calibration"
     )
-    p.add_argument("--sim-samples", type=int, default=256, help="images for the event simulator")
+    p.add_argument(
+        "--sim-samples", type=int, default=256, help="images for the Python event simulator"
+    )
+    p.add_argument(
+        "--engine-samples",
+        type=int,
+        default=10_000,
+        help="images for the compiled event engine and its closed-form comparison (0: skip)",
+    )
     p.add_argument("--seed", type=int, default=0)
     add_run_options(p)
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.repeats < 1 or args.train_steps < 0:
         p.error("--batch-size and --repeats must be >= 1, --train-steps >= 0")
-    if args.calib_samples < 1 or args.sim_samples < 0:
-        p.error("--calib-samples must be >= 1, --sim-samples >= 0")
+    if args.calib_samples < 1 or args.sim_samples < 0 or args.engine_samples < 0:
+        p.error("--calib-samples must be >= 1, --sim-samples and --engine-samples >= 0")
     return args
 
 
@@ -287,15 +306,34 @@ def bench_dtype(
     )
 
 
-def bench_simulator(arch: str, neuron: str, threads: int, net: TTFSNetwork, x: Tensor) -> SimRow:
-    """Event-driven simulator (float64) throughput and its deviation from the closed form."""
+def bench_simulator(
+    arch: str, neuron: str, threads: int, net: TTFSNetwork, x: Tensor, engine: str = "python"
+) -> SimRow:
+    """Event-driven simulator (float64) throughput, its deviation from the closed form and, for
+    the compiled engine, the closed form's throughput on the same images right after."""
     x = x.to(torch.float64)
     with torch.inference_mode():
-        closed = net(x)
-        net.simulate(x[:8])  # warm-up (first-call costs are not throughput)
-        start = time.perf_counter()
-        sim = net.simulate(x)
-        seconds = time.perf_counter() - start
+        closed = net.run(x)
+        if engine == "compiled":
+            ttfs_engine.simulate(net, x[:8])  # warm-up (and the kernel build, if needed)
+            start = time.perf_counter()
+            result = ttfs_engine.simulate(net, x)
+            seconds = time.perf_counter() - start
+            logits, hidden, early = result.logits, result.hidden_times, sum(result.early_spikes)
+            start = time.perf_counter()
+            net(x)
+            closed_seconds = time.perf_counter() - start
+        else:
+            net.simulate(x[:8], engine="python")
+            start = time.perf_counter()
+            sim = simulate(net, x)
+            seconds = time.perf_counter() - start
+            logits, hidden, early = sim.logits, sim.hidden_times, sum(sim.early_spikes)
+            closed_seconds = 0.0
+    hidden_diff = max(
+        (float((a - b).abs().max()) for a, b in zip(hidden, closed.hidden_times, strict=True)),
+        default=0.0,
+    )
     return SimRow(
         arch=arch,
         neuron=neuron,
@@ -303,8 +341,13 @@ def bench_simulator(arch: str, neuron: str, threads: int, net: TTFSNetwork, x: T
         samples=x.shape[0],
         seconds=seconds,
         samples_per_s=x.shape[0] / seconds if seconds > 0 else float("inf"),
-        max_abs_diff=float((sim - closed).abs().max()),
-        agreement=float((sim.argmax(1) == closed.argmax(1)).double().mean()),
+        max_abs_diff=float((logits - closed.logits).abs().max()),
+        agreement=float((logits.argmax(1) == closed.logits.argmax(1)).double().mean()),
+        engine=engine,
+        closed_samples_per_s=x.shape[0] / closed_seconds if closed_seconds > 0 else 0.0,
+        max_abs_diff_hidden=hidden_diff,
+        early_spikes=early,
+        target_samples_per_s=ENGINE_TARGETS.get(arch) if engine == "compiled" else None,
     )
 
 
@@ -342,16 +385,23 @@ def print_sim_table(rows: list[SimRow]) -> None:
     if not rows:
         return
     head = (
-        f"{'arch':<7} {'neuron':<7} {'thr':>3} {'samples':>7} {'seconds':>8} {'samples/s':>10} "
-        f"{'max|sim-closed|':>16} {'agree':>7}"
+        f"{'arch':<7} {'neuron':<7} {'engine':<8} {'thr':>3} {'samples':>7} {'seconds':>8} "
+        f"{'samples/s':>10} {'closed/s':>9} {'max|logits|':>11} {'max|times|':>10} {'agree':>6} "
+        "target"
     )
-    print("\nEvent-driven simulator (float64) vs closed form")
+    print("\nEvent-driven simulators (float64) vs closed form")
     print(head)
     print("-" * len(head))
     for r in rows:
+        target = ""
+        if r.target_samples_per_s is not None:
+            ok = "PASS" if r.samples_per_s >= r.target_samples_per_s else "FAIL"
+            target = f">= {r.target_samples_per_s:.0f}/s {ok}"
+        closed = f"{r.closed_samples_per_s:9.0f}" if r.closed_samples_per_s else f"{'-':>9}"
         print(
-            f"{r.arch:<7} {r.neuron:<7} {r.threads:3d} {r.samples:7d} {r.seconds:8.2f} "
-            f"{r.samples_per_s:10.1f} {r.max_abs_diff:16.3e} {r.agreement:7.4f}"
+            f"{r.arch:<7} {r.neuron:<7} {r.engine:<8} {r.threads:3d} {r.samples:7d} "
+            f"{r.seconds:8.2f} {r.samples_per_s:10.1f} {closed} {r.max_abs_diff:11.2e} "
+            f"{r.max_abs_diff_hidden:10.2e} {r.agreement:6.4f} {target}"
         )
 
 
@@ -411,8 +461,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{arch}] {dtype_name}, {n_threads} threads: relu {row.relu_ms:.1f} ms, "
                     + ", ".join(f"{n} {row.ttfs_ms[n]:.1f} ms" for n in NEURONS)
                 )
-            if args.sim_samples > 0:
-                for n, net in nets64.items():
+            for n, net in nets64.items():
+                if args.engine_samples > 0:
+                    row_e = bench_simulator(
+                        arch, n, n_threads, net, x_test[: args.engine_samples], "compiled"
+                    )
+                    sims.append(row_e)
+                    print(
+                        f"[{arch}] {n} event engine, {n_threads} threads: "
+                        f"{row_e.samples_per_s:.0f} samples/s (closed form "
+                        f"{row_e.closed_samples_per_s:.0f}), max |diff| {row_e.max_abs_diff:.1e}"
+                    )
+                if args.sim_samples > 0:
                     sims.append(
                         bench_simulator(arch, n, n_threads, net, x_test[: args.sim_samples])
                     )
@@ -453,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             "timing": rows,
             "worst_ratio": worst,
             "simulator": [asdict(r) for r in sims],
+            "engine_targets": ENGINE_TARGETS,
+            "engine_kernel": str(ttfs_engine.LIBRARY.path),
             "total_seconds": total_s,
         }
         print(f"wrote {write_json(args.json, payload)}")

@@ -284,6 +284,14 @@ def simulate(
         result = EngineResult(logits=t_in, input_times=t_in)
         edges = net.windows.edges()
         n_hidden = len(widths)
+        for n, (layer, win) in enumerate(zip(net.layers, net.windows.layers(), strict=True)):
+            derived = getattr(layer, "derived_for", None)
+            if derived is not None and derived != win:
+                raise ValueError(
+                    f"layer {n + 1} ({layer.path}): its alpha1 parameters were derived for the "
+                    f"window {derived}, the network's windows now give {win}; change windows "
+                    "with net.windows.set_widths(...), which re-derives them"
+                )
         width_prev = 1.0
         for n, layer in enumerate(net.layers):
             readout = n == n_hidden

@@ -41,6 +41,7 @@ from spikeforge.ttfs.layers import (
     SpikeTimePool,
     Synapses,
     TTFSLayer,
+    check_derived_for,
 )
 from spikeforge.ttfs.windows import LayerWindow, Windows
 
@@ -180,6 +181,7 @@ def _layer_events(
 ) -> tuple[Tensor, int]:
     """Simulate one layer: returns its spike times (hidden) or potentials (readout) and the
     number of early spikes."""
+    check_derived_for(layer, win)
     silent = win.t_min
     for op in layer.pre:
         if isinstance(op, SpikeTimeFlatten):

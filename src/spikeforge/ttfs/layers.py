@@ -183,10 +183,29 @@ class B1Layer(TTFSLayer):
         return self.synapses.subtract_from(c, self.input_values(t, win)).clamp_(max=win.t_max)
 
 
+class StaleWindowError(ValueError):
+    """An alpha1 layer's threshold or bias current was derived for other windows."""
+
+
+def check_derived_for(layer: nn.Module, win: LayerWindow) -> None:
+    """Raise :class:`StaleWindowError` if ``layer.derived_for`` (the window its alpha1
+    parameters were derived for; ``None``: unchecked) is not ``win``."""
+    derived = getattr(layer, "derived_for", None)
+    if derived is not None and derived != win:
+        raise StaleWindowError(
+            f"alpha1 layer {layer.path}: its parameters were derived for the window {derived}, "
+            f"the network's windows now give {win}; change windows with "
+            "net.windows.set_widths(...), which re-derives them, not in place"
+        )
+
+
 class Alpha1Layer(TTFSLayer):
     """Hidden alpha1 layer (P1): weights ``J`` (``synapses.weight``), bias current ``alpha``
-    switched on at ``t_min_prev``, threshold ``theta`` (fixed at mapping time for the windows
-    then in force)."""
+    switched on at ``t_min_prev``, threshold ``theta`` (P1 §2.4:
+    ``theta = alpha (t_max - t_min_prev) + B_n sum_j J_ij - (alpha + sum_j J_ij) b``, so it
+    depends on the windows). ``derived_for`` is the window it holds for (set by the network);
+    :meth:`rederive` moves it to new windows with ``b`` unchanged, and the forward pass raises
+    :class:`StaleWindowError` when the windows changed without it."""
 
     neuron = "alpha1"
 
@@ -196,6 +215,17 @@ class Alpha1Layer(TTFSLayer):
         super().__init__(pre, synapses, path)
         self.alpha = nn.Parameter(alpha.clone())
         self.theta = nn.Parameter(threshold.clone())
+        self.derived_for: LayerWindow | None = None
+
+    def rederive(self, old: LayerWindow, new: LayerWindow) -> None:
+        """Re-derive ``theta`` for window ``new`` keeping the equivalent ReLU bias ``b``:
+        ``theta += alpha (delta (t_max - t_min_prev)) + sum_j J_ij (delta B_n)``."""
+        with torch.no_grad():
+            s = self.synapses.weight.flatten(1).sum(dim=1)
+            s = s if self.synapses.kind == "linear" else s[:, None, None]
+            span = (new.t_max - new.t_min_prev) - (old.t_max - old.t_min_prev)
+            self.theta.add_(self.alpha * span + s * (new.width - old.width))
+        self.derived_for = new
 
     def slope(self) -> Tensor:
         """Slope of the membrane potential at threshold, ``alpha + sum_j J_ij``."""
@@ -206,6 +236,7 @@ class Alpha1Layer(TTFSLayer):
 
         ``sum_j J_ij t_j`` is evaluated as ``t_min sum_j J_ij - sum_j J_ij (t_min - t_j)`` so that
         zero padding of ``t_min - t_j`` is exactly a padding spike at ``t_min``."""
+        check_derived_for(self, win)
         s_j = self.synapses.fan_in_sum()
         c = self.theta + self.alpha * win.t_min_prev + win.t_min * s_j
         numerator = self.synapses.subtract_from(c, self.input_values(t, win))
@@ -238,11 +269,22 @@ class Alpha1Readout(TTFSLayer):
     def __init__(self, pre: list, synapses: Synapses, alpha: Tensor, path: str) -> None:
         super().__init__(pre, synapses, path)
         self.alpha = nn.Parameter(alpha.clone())
+        self.derived_for: LayerWindow | None = None
+
+    def rederive(self, old: LayerWindow, new: LayerWindow) -> None:
+        """Re-derive ``alpha`` for window ``new`` keeping ``b = alpha (t_min - t_min_prev)``."""
+        span = new.t_min - new.t_min_prev
+        if not span > 0:
+            raise ValueError(f"alpha1 readout {self.path}: the last hidden window has width 0")
+        with torch.no_grad():
+            self.alpha.mul_((old.t_min - old.t_min_prev) / span)
+        self.derived_for = new
 
     def initial_potential(self, win: LayerWindow) -> Tensor:
         return self.alpha * (win.t_min - win.t_min_prev)
 
     def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
+        check_derived_for(self, win)
         return self.initial_potential(win) + self.synapses(self.input_values(t, win))
 
 
@@ -258,8 +300,10 @@ __all__ = [
     "B1Readout",
     "SpikeTimeFlatten",
     "SpikeTimePool",
+    "StaleWindowError",
     "Synapses",
     "TTFSLayer",
+    "check_derived_for",
     "pre_op_module",
     "window_violations",
 ]

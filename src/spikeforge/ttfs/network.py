@@ -18,7 +18,7 @@ from spikeforge.ttfs.fold import Chain
 from spikeforge.ttfs.hardware import Hardware, constrain_hidden_times, constrain_input_times
 from spikeforge.ttfs.ir import Affine, Flatten, Pool
 from spikeforge.ttfs.layers import SpikeTimePool, Synapses, TTFSLayer, window_violations
-from spikeforge.ttfs.windows import Windows
+from spikeforge.ttfs.windows import LayerWindow, Windows
 
 #: Name and version of the file format :meth:`TTFSNetwork.save` writes and
 #: :func:`spikeforge.ttfs.saving.load` reads (layout in :mod:`spikeforge.ttfs.saving`).
@@ -81,6 +81,25 @@ class TTFSNetwork(nn.Module):
         self.mapping = mapping
         self._hardware: Hardware | None = None
         self.hardware = hardware
+        if self.neuron == "alpha1":  # thresholds and readout current depend on the windows
+            for layer, win in zip(self.layers, windows.layers(), strict=True):
+                layer.derived_for = win
+            windows.listeners.append(self._rederive_alpha1)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> TTFSNetwork:
+        """``to`` / ``double`` / ``float``: parameters and window widths are converted together
+        (rounded alike), so the alpha1 parameters stay derived for the converted windows."""
+        super()._apply(fn, recurse)
+        if self.neuron == "alpha1":
+            for layer, win in zip(self.layers, self.windows.layers(), strict=True):
+                layer.derived_for = win
+        return self
+
+    def _rederive_alpha1(self, old: list[LayerWindow], new: list[LayerWindow]) -> None:
+        """Windows listener: move every alpha1 threshold / readout current to new windows."""
+        for layer, before, after in zip(self.layers, old, new, strict=True):
+            if before != after:
+                layer.rederive(before, after)
 
     @property
     def hardware(self) -> Hardware | None:

@@ -13,6 +13,7 @@ neuron (spike time ``t_max(n)``) contributes exactly zero to layer n + 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,9 @@ class Windows(nn.Module):
         if bool((widths < 0).any()) or not bool(torch.isfinite(widths).all()):
             raise ValueError(f"window widths must be finite and >= 0, got {widths.tolist()}")
         self.register_buffer("widths", widths)
+        #: called as ``listener(old, new)`` (the :meth:`layers` before and after) by
+        #: :meth:`set_widths`; alpha1 networks re-derive their thresholds this way
+        self.listeners: list[Callable[[list[LayerWindow], list[LayerWindow]], None]] = []
 
     @property
     def num_hidden(self) -> int:
@@ -82,13 +86,19 @@ class Windows(nn.Module):
         return self.edges()[-1]
 
     def set_widths(self, widths: Tensor | list[float]) -> None:
-        """Replace all widths at once (re-chaining every boundary)."""
+        """Replace all widths at once (re-chaining every boundary), then tell the
+        :attr:`listeners` (an alpha1 network re-derives its thresholds). Changing ``widths``
+        in place instead leaves alpha1 thresholds stale: such a network then refuses to run."""
         new = torch.as_tensor(widths, dtype=self.widths.dtype, device=self.widths.device)
         if new.shape != self.widths.shape:
             raise ValueError(f"expected {self.num_hidden} widths, got {tuple(new.shape)}")
         if bool((new < 0).any()) or not bool(torch.isfinite(new).all()):
             raise ValueError(f"window widths must be finite and >= 0, got {new.tolist()}")
+        old = self.layers()
         self.widths.copy_(new)
+        current = self.layers()
+        for listener in self.listeners:
+            listener(old, current)
 
     def extra_repr(self) -> str:
         return f"widths={[round(v, 4) for v in self.widths.tolist()]}, latency={self.latency:.4f}"
