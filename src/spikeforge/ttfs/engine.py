@@ -33,7 +33,7 @@ from torch import Tensor
 from spikeforge.core.kernels import KernelLibrary
 
 _SOURCE = (Path(__file__).with_name("csrc") / "ttfs_events.cpp").read_text()
-_ABI = 3
+_ABI = 4
 _MODES = {("b1", False): 0, ("alpha1", False): 1, ("b1", True): 2, ("alpha1", True): 3}
 
 

@@ -35,11 +35,29 @@ struct Event {
   int64_t k;  // tap index within the group's fan-in: (c_local * kh + ki) * kw + kj
 };
 
+// d[i] += r[i] * a (no aliasing: lets the compiler vectorise)
+inline void axpy(double* __restrict d, const double* __restrict r, double a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] += r[i] * a;
+}
+
+// Output position reached from input coordinate i through kernel tap k (-1: none), for every
+// (i, k): i = o * stride - pad + k * dilation.
+std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t pad,
+                                 int64_t dil, int64_t out) {
+  std::vector<int64_t> t(in * k, -1);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t n = i + pad - j * dil;
+      if (n >= 0 && n % stride == 0 && n / stride < out) t[i * k + j] = n / stride;
+    }
+  return t;
+}
+
 }  // namespace
 
 extern "C" {
 
-int ttfs_events_abi() { return 3; }
+int ttfs_events_abi() { return 4; }
 
 // Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
 // sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
@@ -115,7 +133,10 @@ void ttfs_avg_pool(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
 //   alpha  mode 1 only: bias current, [O] or [O, Ho, Wo] (alpha_pp)
 //   width_prev = t_min - t_min_prev (B_{n-1}; 1 for the input window), width = B_n
 //   out    [B, O, Ho, Wo]; events[b] = synaptic events processed for sample b (input spikes
-//          with x > 0 times the output channels they reach); returns the early spikes.
+//          with x > 0 times the output channels they reach); *scans_out = alpha1 neurons
+//          scanned in time order; returns the early spikes.
+// Per sample, every input spike is delivered to the neurons it reaches (their integrated
+// charge), then every neuron finds its spike time.
 int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t M,
                    const double* wt, int64_t O, int64_t G, int64_t kh, int64_t kw, int64_t sh,
                    int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho,
@@ -124,31 +145,126 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                    int64_t* scans_out, int always_scan, int threads) {
   const int64_t Cg = C / G, Og = O / G, Kg = Cg * kh * kw, P = Ho * Wo;
   const double inv_m = 1.0 / static_cast<double>(M);
+  const bool a1 = mode == 1;
   // total input current of each neuron once every input has spiked (alpha1 firing phase)
   std::vector<double> wsum(O, 0.0);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t k = 0; k < Kg; ++k)
       for (int64_t o = 0; o < Og; ++o) wsum[g * Og + o] += wt[(g * Kg + k) * Og + o];
-  std::vector<double> wneg(mode == 1 ? G * Kg * Og : 0);
+  std::vector<double> wneg(a1 ? G * Kg * Og : 0);
   for (size_t i = 0; i < wneg.size(); ++i) wneg[i] = std::min(wt[i], 0.0);
+  const std::vector<int64_t> to_h = tap_targets(H, kh, sh, ph, dh, Ho);
+  const std::vector<int64_t> to_w = tap_targets(W, kw, sw, pw, dw, Wo);
+  auto prm = [&](const double* base, int pp, int64_t o, int64_t p) {
+    return base[pp ? o * P + p : o];
+  };
   int64_t early = 0, scans = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : early, scans)
   {
+    // per position p and output channel o: charge sum w x (acc), and for alpha1 the sums of
+    // negative currents times x (neg_x) and of negative currents (neg), the latest input (lat)
+    std::vector<double> acc(P * O), neg_x(a1 ? P * O : 0), neg(a1 ? P * O : 0), lat(a1 ? P : 0);
     std::vector<Event> ev(Kg * M + 1);
-    std::vector<double> acc(Og), crossing(Og), neg_x(Og), neg(Og), sp(Og), ss(Og), sth(Og), sal(Og);
+    std::vector<double> crossing(Og), sp(Og), ss(Og), sth(Og), sal(Og);
     std::vector<int64_t> idx(Og);
     std::vector<char> fired(Og);
 #pragma omp for schedule(dynamic, 4)
     for (int64_t b = 0; b < B; ++b) {
       int64_t n_syn = 0;
       const double* xb = x + b * C * H * W * M;
-      for (int64_t ho = 0; ho < Ho; ++ho) {
-        for (int64_t wo = 0; wo < Wo; ++wo) {
-          const int64_t p = ho * Wo + wo;
-          for (int64_t g = 0; g < G; ++g) {
-            // gather this neuron group's input events (spikes before t_min)
+      std::fill(acc.begin(), acc.end(), 0.0);
+      if (a1) {
+        std::fill(neg_x.begin(), neg_x.end(), 0.0);
+        std::fill(neg.begin(), neg.end(), 0.0);
+        std::fill(lat.begin(), lat.end(), 0.0);
+      }
+      // 1. deliver every input spike (x > 0) to the neurons it reaches
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t g = c / Cg, cl = c % Cg;
+        const double* wg = wt + g * Kg * Og;
+        const double* wng = a1 ? wneg.data() + g * Kg * Og : nullptr;
+        for (int64_t ih = 0; ih < H; ++ih) {
+          for (int64_t iw = 0; iw < W; ++iw) {
+            const double* src = xb + ((c * H + ih) * W + iw) * M;
+            for (int64_t m = 0; m < M; ++m) {
+              const double v = src[m];
+              if (!(v > 0.0)) continue;
+              const double a = v * inv_m;
+              for (int64_t ki = 0; ki < kh; ++ki) {
+                const int64_t ho = to_h[ih * kh + ki];
+                if (ho < 0) continue;
+                for (int64_t kj = 0; kj < kw; ++kj) {
+                  const int64_t wo = to_w[iw * kw + kj];
+                  if (wo < 0) continue;
+                  const int64_t p = ho * Wo + wo;
+                  const int64_t k = (cl * kh + ki) * kw + kj;
+                  axpy(acc.data() + p * O + g * Og, wg + k * Og, a, Og);
+                  if (a1) {
+                    axpy(neg_x.data() + p * O + g * Og, wng + k * Og, a, Og);
+                    axpy(neg.data() + p * O + g * Og, wng + k * Og, inv_m, Og);
+                    lat[p] = std::max(lat[p], v);
+                  }
+                  n_syn += Og;
+                }
+              }
+            }
+          }
+        }
+      }
+      // 2. every neuron's spike time (hidden) or potential (readout)
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t ho = p / Wo, wo = p % Wo;
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t o0 = g * Og;
+          const double* accp = acc.data() + p * O + o0;
+          double* outp = out + (b * O + o0) * P + p;  // stride P over o
+          if (!a1) {
+            for (int64_t o = 0; o < Og; ++o) {
+              const double q = prm(param, param_pp, o0 + o, p);
+              double result;
+              if (mode == 0) {
+                const double theta = width - q;  // B1 threshold from the window and D
+                double gap = theta - accp[o];    // time from t_min to the crossing, slope 1
+                if (gap < 0.0) {                 // above threshold when firing is unblocked
+                  ++early;
+                  gap = 0.0;
+                }
+                result = width - gap;
+                if (result < 0.0) result = 0.0;  // no crossing before t_max: silent
+              } else if (mode == 2) {
+                result = q + accp[o];
+              } else {
+                result = q * width_prev + accp[o];  // alpha (t_min - t_min_prev) + sum w x
+              }
+              outp[o * P] = result;
+            }
+            continue;
+          }
+          // alpha1. Bound on V before t_min: V(u) = V(0) - alpha u - sum_j J_j min(x_j, u)
+          // <= V(0) + max_u [min(A, N u) - alpha u], A = sum_{J<0} |J| x, N = sum_{J<0} |J|
+          // over the input spikes. Neurons whose bound stays below theta cannot fire before
+          // t_min; the others (all with always_scan, or when an input precedes the bias onset,
+          // which the bound does not cover) are scanned in time order.
+          const bool before_onset = lat[p] > width_prev;
+          int64_t n_scan = 0;
+          for (int64_t o = 0; o < Og; ++o) {
+            const double al = prm(alpha, alpha_pp, o0 + o, p);
+            const double th = prm(param, param_pp, o0 + o, p);
+            crossing[o] = al * width_prev + accp[o];  // V(t_min), unless scanned
+            fired[o] = 0;
+            const double big_a = -neg_x[p * O + o0 + o], big_n = -neg[p * O + o0 + o];
+            double bound = crossing[o];
+            if (al < 0.0) {
+              bound += big_a - al * width_prev;
+            } else if (big_n > al) {
+              bound += big_a * (1.0 - al / big_n);
+            }
+            if (always_scan || before_onset || bound >= th) idx[n_scan++] = o;
+          }
+          std::vector<double>& v_tmin = sal;  // reuse: V(t_min) of scanned neurons
+          if (n_scan > 0) {
+            // the neuron group's input events, the bias onset among them
             int64_t n = 0;
-            double latest_u = 0.0;
             for (int64_t cl = 0; cl < Cg; ++cl) {
               const int64_t c = g * Cg + cl;
               for (int64_t ki = 0; ki < kh; ++ki) {
@@ -159,148 +275,77 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                   if (iw < 0 || iw >= W) continue;
                   const double* src = xb + ((c * H + ih) * W + iw) * M;
                   const int64_t k = (cl * kh + ki) * kw + kj;
-                  for (int64_t m = 0; m < M; ++m) {
-                    if (src[m] > 0.0) {
-                      ev[n++] = Event{src[m], k};
-                      latest_u = std::max(latest_u, src[m]);
-                    }
-                  }
+                  for (int64_t m = 0; m < M; ++m)
+                    if (src[m] > 0.0) ev[n++] = Event{src[m], k};
                 }
               }
             }
-            n_syn += n * Og;
+            if (width_prev > 0.0) ev[n++] = Event{width_prev, -1};
+            std::sort(ev.begin(), ev.begin() + n,
+                      [](const Event& l, const Event& r) { return l.u > r.u; });
+            std::vector<double> al_s(n_scan);
+            for (int64_t i = 0; i < n_scan; ++i) {
+              const int64_t o = idx[i];
+              al_s[i] = prm(alpha, alpha_pp, o0 + o, p);
+              sth[i] = prm(param, param_pp, o0 + o, p);
+              sp[i] = 0.0;
+              ss[i] = 0.0;
+            }
+            // Between events V(u) = P - S u; a neuron fires in the first segment with S > 0
+            // whose end is at or above theta: at the crossing or, if V was already above
+            // theta, at the segment's start.
             const double* wg = wt + g * Kg * Og;
-            const int64_t o0 = g * Og;
-            if (mode != 1) {
-              std::fill(acc.begin(), acc.end(), 0.0);
-              for (int64_t e = 0; e < n; ++e) {
-                const double a = ev[e].u * inv_m;
-                const double* row = wg + ev[e].k * Og;
-                for (int64_t o = 0; o < Og; ++o) acc[o] += row[o] * a;
-              }
-              for (int64_t o = 0; o < Og; ++o) {
-                const double prm = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
-                double result;
-                if (mode == 0) {
-                  const double theta = width - prm;
-                  double gap = theta - acc[o];  // time from t_min to the crossing, slope 1
-                  if (gap < 0.0) {  // already above threshold when firing is unblocked
-                    ++early;
-                    gap = 0.0;
-                  }
-                  result = width - gap;
-                  if (result < 0.0) result = 0.0;  // no crossing before t_max: silent
-                } else if (mode == 2) {
-                  result = prm + acc[o];
-                } else {
-                  result = prm * width_prev + acc[o];
-                }
-                out[((b * O + o0 + o) * Ho + ho) * Wo + wo] = result;
-              }
-              continue;
-            }
-            // alpha1. Potential extrapolated to t_min over the input spikes so far (P), and
-            // a bound on V before t_min: with V(u) = V(0) - alpha u - sum_j J_j min(x_j, u),
-            // V(u) <= V(0) + max_u [min(A, N u) - alpha u] where A = sum_{J<0} |J| x and
-            // N = sum_{J<0} |J| over the input spikes. Groups whose bound stays below every
-            // threshold cannot fire before t_min and skip the time-ordered scan.
-            std::fill(acc.begin(), acc.end(), 0.0);
-            std::fill(neg_x.begin(), neg_x.end(), 0.0);
-            std::fill(neg.begin(), neg.end(), 0.0);
-            const double* wng = wneg.data() + g * Kg * Og;
-            for (int64_t e = 0; e < n; ++e) {
-              const double a = ev[e].u * inv_m;
-              const double* row = wg + ev[e].k * Og;
-              const double* nrow = wng + ev[e].k * Og;
-              for (int64_t o = 0; o < Og; ++o) {
-                acc[o] += row[o] * a;
-                neg_x[o] += nrow[o] * a;
-                neg[o] += nrow[o] * inv_m;
-              }
-            }
-            // neurons whose bound reaches their threshold (or every neuron: always_scan, or an
-            // input spike before the bias onset, which the bound does not cover)
-            const bool before_onset = latest_u > width_prev;
-            int64_t n_scan = 0;
-            for (int64_t o = 0; o < Og; ++o) {
-              const double al = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
-              const double th = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
-              acc[o] += al * width_prev;  // V(t_min)
-              fired[o] = 0;
-              const double big_a = -neg_x[o], big_n = -neg[o];
-              double bound = acc[o];
-              if (al < 0.0) {
-                bound += big_a - al * width_prev;
-              } else if (big_n > al) {
-                bound += big_a * (1.0 - al / big_n);
-              }
-              if (always_scan || before_onset || bound >= th) idx[n_scan++] = o;
-            }
-            if (n_scan > 0) {
-              // time-ordered scan of these neurons. The bias onset is an event too (an input
-              // of an early-firing layer may precede it). Between events V(u) = P - S u; the
-              // neuron fires in the first segment with S > 0 whose end is at or above theta,
-              // at the crossing or, if V was already above theta, at the segment's start.
-              int64_t n_ev = n;
-              if (width_prev > 0.0) ev[n_ev++] = Event{width_prev, -1};
-              std::sort(ev.begin(), ev.begin() + n_ev,
-                        [](const Event& l, const Event& r) { return l.u > r.u; });
-              for (int64_t i = 0; i < n_scan; ++i) {
-                const int64_t o = idx[i];
-                sal[i] = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
-                sth[i] = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
-                sp[i] = 0.0;
-                ss[i] = 0.0;
-              }
-              double u_start = INFINITY;
-              for (int64_t e = 0; e <= n_ev; ++e) {
-                const double u = e < n_ev ? ev[e].u : 0.0;
-                bool hit = false;
-                for (int64_t i = 0; i < n_scan; ++i) hit |= (ss[i] > 0.0) & (sp[i] - ss[i] * u >= sth[i]);
-                if (hit) {
-                  for (int64_t i = 0; i < n_scan; ++i) {
-                    if (ss[i] > 0.0 && sp[i] - ss[i] * u >= sth[i]) {
-                      const int64_t o = idx[i];
-                      fired[o] = 1;
-                      crossing[o] = std::min((sp[i] - sth[i]) / ss[i], u_start);
-                      sth[i] = INFINITY;
-                    }
+            double u_start = INFINITY;
+            for (int64_t e = 0; e <= n; ++e) {
+              const double u = e < n ? ev[e].u : 0.0;
+              bool hit = false;
+              for (int64_t i = 0; i < n_scan; ++i)
+                hit |= (ss[i] > 0.0) & (sp[i] - ss[i] * u >= sth[i]);
+              if (hit) {
+                for (int64_t i = 0; i < n_scan; ++i) {
+                  if (ss[i] > 0.0 && sp[i] - ss[i] * u >= sth[i]) {
+                    const int64_t o = idx[i];
+                    fired[o] = 1;
+                    crossing[o] = std::min((sp[i] - sth[i]) / ss[i], u_start);
+                    sth[i] = INFINITY;
                   }
                 }
-                if (e == n_ev) break;
-                if (ev[e].k < 0) {  // bias current switched on
-                  for (int64_t i = 0; i < n_scan; ++i) {
-                    sp[i] += sal[i] * u;
-                    ss[i] += sal[i];
-                  }
-                } else {
-                  const double a = u * inv_m;
-                  const double* row = wg + ev[e].k * Og;
-                  for (int64_t i = 0; i < n_scan; ++i) {
-                    const double wv = row[idx[i]];
-                    sp[i] += wv * a;
-                    ss[i] += wv * inv_m;
-                  }
-                }
-                u_start = u;
               }
-              for (int64_t i = 0; i < n_scan; ++i) acc[idx[i]] = sp[i];
-              scans += n_scan;
-            }
-            for (int64_t o = 0; o < Og; ++o) {
-              double y;
-              if (fired[o]) {
-                if (crossing[o] > 0.0) ++early;
-                y = width + crossing[o];
+              if (e == n) break;
+              if (ev[e].k < 0) {  // bias current switched on
+                for (int64_t i = 0; i < n_scan; ++i) {
+                  sp[i] += al_s[i] * u;
+                  ss[i] += al_s[i];
+                }
               } else {
-                const double th = param[(o0 + o) * (param_pp ? P : 1) + (param_pp ? p : 0)];
-                const double al = alpha[(o0 + o) * (alpha_pp ? P : 1) + (alpha_pp ? p : 0)];
-                const double s = al + wsum[o0 + o];  // every input has spiked by t_min
-                y = s > 0.0 ? width + (acc[o] - th) / s : 0.0;
-                if (y < 0.0) y = 0.0;  // no crossing before t_max: forced spike at t_max
+                const double a = u * inv_m;
+                const double* row = wg + ev[e].k * Og;
+                for (int64_t i = 0; i < n_scan; ++i) {
+                  const double wv = row[idx[i]];
+                  sp[i] += wv * a;
+                  ss[i] += wv * inv_m;
+                }
               }
-              out[((b * O + o0 + o) * Ho + ho) * Wo + wo] = y;
+              u_start = u;
             }
+            for (int64_t i = 0; i < n_scan; ++i) {
+              if (!fired[idx[i]]) crossing[idx[i]] = sp[i];  // V(t_min) from the scan
+            }
+            scans += n_scan;
+          }
+          (void)v_tmin;
+          for (int64_t o = 0; o < Og; ++o) {
+            double y;
+            if (fired[o]) {  // crossing = time before t_min
+              if (crossing[o] > 0.0) ++early;
+              y = width + crossing[o];
+            } else {  // crossing = V(t_min); from t_min every input has spiked
+              const double th = prm(param, param_pp, o0 + o, p);
+              const double s = prm(alpha, alpha_pp, o0 + o, p) + wsum[o0 + o];
+              y = s > 0.0 ? width + (crossing[o] - th) / s : 0.0;
+              if (y < 0.0) y = 0.0;  // no crossing before t_max: forced spike at t_max
+            }
+            outp[o * P] = y;
           }
         }
       }
