@@ -388,7 +388,7 @@ def test_per_sample_streams_equal_independent_single_runs(setup):
     w = batched.weights["0"]
     assert w.shape == (3, N_OUT, N_IN)
     for b, single in enumerate(singles):
-        torch.testing.assert_close(w[b], single.weights["0"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(w[b], single.weights["0"], rtol=1e-7, atol=1e-10)
         torch.testing.assert_close(batched.rates()["0"][b], single.rates()["0"])
     change = batched.weight_change()["0"]
     assert change.shape == (3,) and bool((change > 1e-3).all())

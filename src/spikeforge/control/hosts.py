@@ -151,10 +151,13 @@ class Host(nn.Module):
 
     def act(self, obs: Tensor) -> Tensor:
         """Observations ``[B, D]`` -> actions: ``[B]`` int64 (CartPole) or ``[B, 1]`` torques."""
-        y = self.decision(obs)
+        return self.to_action(self.decision(obs))
+
+    def to_action(self, decision: Tensor) -> Tensor:
+        """Mean readout ``[B, A]`` -> actions (argmax for CartPole, ``2·tanh`` torques)."""
         if self.config.task == "cartpole":
-            return y.argmax(-1)
-        return _MAX_TORQUE * torch.tanh(y)
+            return decision.argmax(-1)
+        return _MAX_TORQUE * torch.tanh(decision)
 
 
 def make_host(

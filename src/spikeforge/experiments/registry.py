@@ -20,6 +20,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "reproduce": ("reproduce a paper experiment", "experiment"),
     "data": ("data set utilities", "action"),
     "files": ("file metadata: scan a tree, build debfiles, train and apply classifiers", "action"),
+    "control": ("SNN controllers: train a host, run it with DWAM under degradations", "action"),
 }
 """Command groups: name -> (help, argparse ``dest`` of the chosen subcommand)."""
 

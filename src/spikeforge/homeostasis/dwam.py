@@ -105,6 +105,8 @@ class _Plastic:
     c_post: Tensor | None = None  # [S, N_out]
     theta_m: Tensor | None = None  # [S, N_out]
     window: Tensor | None = None  # [W, S, N_out]
+    win_sum: Tensor | None = None  # float64 sums of the window and of its squares, [S, N_out]
+    win_sq: Tensor | None = None
     gate: Tensor | None = None  # gate of the last update [S, N_out]; None: closed
     sum_pre: Tensor | None = None  # input summed over steps (and samples) since the last update
     sum_post: Tensor | None = None
@@ -294,6 +296,7 @@ class DWAM:
             pl.gate = None
             if s is None:
                 pl.weight = pl.c_pre = pl.c_post = pl.theta_m = pl.window = None
+                pl.win_sum = pl.win_sq = None
                 continue
             w = pl.trained.detach()
             n_out, n_in = w.shape
@@ -302,6 +305,8 @@ class DWAM:
             pl.c_post = w.new_zeros(s, n_out)
             pl.theta_m = pl.c_ref.expand(s, n_out).clone()
             pl.window = w.new_zeros(self.window, s, n_out)
+            pl.win_sum = torch.zeros(s, n_out, dtype=torch.float64, device=w.device)
+            pl.win_sq = torch.zeros_like(pl.win_sum)
 
     # -- reference rates -------------------------------------------------------------------
 
@@ -425,17 +430,19 @@ class DWAM:
             pl.c_post.lerp_(pl.sum_post.div_(pl.count_post), 1.0 / self.tau_c)
         pl.clear_pending()
         c = pl.c_post
-        pl.window[pl.updates % self.window].copy_(c)
-        pl.updates += 1
+        self._push_window(pl, c)
         # 3. sliding threshold towards c²/c_ref
         pl.theta_m.lerp_(c * c * pl.inv_ref, 1.0 / self.tau_theta)
         if pl.updates < self.window:  # 2. CV := 0 until the window is full: gate closed, φ = 0
             pl.gate = None
             return
-        # 2. CV over the last W updates (temporal, per neuron; 0/0 where the mean is 0)
-        std, mean = torch.std_mean(pl.window, 0, correction=0)
+        # 2. CV over the last W updates (temporal, per neuron, population std; 0 where mean = 0)
+        assert pl.win_sum is not None and pl.win_sq is not None
+        mean = pl.win_sum / self.window
+        var = (pl.win_sq / self.window).sub_(mean * mean).clamp_min_(0.0)
+        cv = var.sqrt_().div_(mean).nan_to_num_(0.0, posinf=0.0).to(c.dtype)
         # 4. gate; φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)
-        pl.gate = std.div_(mean).nan_to_num_(0.0).mul_(self.zeta).clamp_(0.0, 1.0)
+        pl.gate = cv.mul_(self.zeta).clamp_(0.0, 1.0)
         if not self.adapt:
             return
         phi = (c - pl.theta_m).mul_(c).mul_(pl.gate)
@@ -448,6 +455,27 @@ class DWAM:
             pl.weight.clamp_(*self.w_range)
         if pl.updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
             raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
+
+    def _push_window(self, pl: _Plastic, c: Tensor) -> None:
+        """Write ``c`` into the CV ring buffer, keeping float64 running sums of the window and
+        of its squares (recomputed from the buffer every ``W`` updates, so rounding cannot
+        accumulate)."""
+        assert pl.window is not None and pl.win_sum is not None and pl.win_sq is not None
+        slot = pl.updates % self.window
+        old, new = pl.window[slot].double(), c.double()
+        pl.win_sum.add_(new).sub_(old)
+        pl.win_sq.addcmul_(new, new).addcmul_(old, old, value=-1.0)
+        pl.window[slot].copy_(c)
+        pl.updates += 1
+        if pl.updates % self.window == 0:
+            self._recompute_window_sums(pl)
+
+    @staticmethod
+    def _recompute_window_sums(pl: _Plastic) -> None:
+        assert pl.window is not None
+        w = pl.window.double()
+        pl.win_sum = w.sum(0)
+        pl.win_sq = (w * w).sum(0)
 
     @torch.no_grad()
     def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:
@@ -733,6 +761,7 @@ class DWAM:
                     value = value.unsqueeze(1 if name == "window" else 0)
                 getattr(pl, name).copy_(value)
             pl.updates = int(state_dict[f"{p}.updates"])
+            self._recompute_window_sums(pl)
         self.episode_seed = state_dict["episode_seed"]
         self._has_ref = bool(state_dict["has_reference"])
         self._neuron_state = {}
