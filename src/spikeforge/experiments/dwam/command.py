@@ -22,7 +22,7 @@ QUICK: dict[str, Any] = {
     "hosts": 1,
     "episodes": 3,
     "conditions": ("nominal", "weight-scale=0.6"),
-    "grid": ((0.02, 20, 5.0),),
+    "grid": ((0.02, 20, 5.0, 1.0),),
     "reference_episodes": 1,
     "bc": (
         ("expert_episodes", 4),

@@ -92,10 +92,14 @@ class Settings:
     episodes: int = 20
     conditions: tuple[str, ...] = CONDITIONS
     validation: str = "weight-scale=0.65"
-    grid: tuple[tuple[float, int, float], ...] = tuple(
-        (eta, window, tau) for eta in (0.005, 0.02) for window in (20, 50) for tau in (5.0, 20.0)
+    grid: tuple[tuple[float, int, float, float], ...] = tuple(
+        (eta, window, tau, tau_c)
+        for eta in (0.002, 0.01)
+        for window in (20, 50)
+        for tau in (5.0, 20.0)
+        for tau_c in (1.0, 10.0)
     )
-    """(η, W, τ_θ) points tried on the validation degradation; ζ = ``zeta``, τ_c = 1."""
+    """(η, W, τ_θ, τ_c) points tried on the validation degradation; ζ = ``zeta``."""
     zeta: float = 2.0
     reference_episodes: int = 5
     bc: tuple[tuple[str, Any], ...] = ()
@@ -120,8 +124,8 @@ class Settings:
             )
 
     def params(self, k: int) -> DWAMParams:
-        eta, window, tau = self.grid[k]
-        return DWAMParams(eta=eta, tau_theta=tau, zeta=self.zeta, window=int(window))
+        eta, window, tau, tau_c = self.grid[k]
+        return DWAMParams(eta=eta, tau_theta=tau, zeta=self.zeta, window=int(window), tau_c=tau_c)
 
 
 def host_seed_list(settings: Settings) -> list[int]:
