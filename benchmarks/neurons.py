@@ -72,6 +72,7 @@ on a GPU: ``python benchmarks/neurons.py --device cuda --json gpu.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -319,11 +320,13 @@ TAU, THRESHOLD = 2.0, 1.0
 @dataclass(frozen=True)
 class Spiking:
     """A spiking contender: its neuron layer, the input scale folded into the weights feeding it
-    (see :func:`snn`) and whether its linear layers fed by spikes are :class:`SpikeLinear`."""
+    (see :func:`snn`), whether its linear layers fed by spikes are :class:`SpikeLinear`, and
+    what to do before each timed step, outside the timing (``prepare``)."""
 
     neuron: Callable[[str], nn.Module]
     input_scale: float = 1.0
     event_driven: bool = False
+    prepare: Callable[[], None] | None = None
 
 
 def _sf_neuron(backend: str) -> Callable[[str], nn.Module]:
@@ -486,8 +489,13 @@ GPU_ONLY: dict[str, str] = {
     name: "spikingjelly" for name, impl in SJ_IMPLEMENTATIONS.items() if impl is not None
 }
 for _name, _impl in SJ_IMPLEMENTATIONS.items():
-    if _impl is not None:
-        SPIKING[_name] = Spiking(lambda s, impl=_impl: _SpikingJellyLIF(s, impl))
+    # the switch between SpikingJelly's implementations happens before the timed step
+    _switch = functools.partial(_force_sj_implementation, _impl)
+    SPIKING[_name] = Spiking(
+        lambda s, impl=_impl: _SpikingJellyLIF(s, impl),
+        prepare=lambda switch=_switch: switch() if DEVICE.type == "cuda" else None,
+    )
+PEERS["spikingjelly"] = ("spikingjelly", SPIKING["spikingjelly"])
 
 
 def peer_version(name: str) -> str | None:
@@ -502,7 +510,9 @@ def peer_version(name: str) -> str | None:
 
 def _snn_step(w: Workload, contender: Spiking) -> Callable[[], object]:
     net = snn(w, contender.neuron, contender.input_scale, contender.event_driven)
-    return _step(net.train(w.train), _input(w, (w.steps, w.batch)), w.train)
+    step = _step(net.train(w.train), _input(w, (w.steps, w.batch)), w.train)
+    step.prepare = contender.prepare  # type: ignore[attr-defined]
+    return step
 
 
 for _name, _contender in SPIKING.items():
@@ -546,6 +556,9 @@ def interleaved(steps: dict[str, Callable[[], object]], repeats: int) -> dict[st
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            prepare = getattr(step, "prepare", None)
+            if prepare is not None:
+                prepare()
             synchronize()
             start = time.perf_counter()
             step()
