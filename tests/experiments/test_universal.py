@@ -24,8 +24,10 @@ def test_reproduce_universal_writes_a_verified_report_and_resumes(tmp_path, monk
     for row in saved["constructions"]:
         assert row["counts_match_formula"], row["name"]
         assert row["check"]["mismatches"] == 0 and row["check"]["compared"] > 0
+        assert row["check"]["module_mismatches"] == 0
     for kind in saved["random_tables"].values():
         assert kind["mismatches"] == 0 and kind["counts_match_formula"] == kind["tables"]
+        assert kind["module_mismatches"] == 0
     by_name = {r["name"]: r["measured"] for r in saved["constructions"]}
     assert by_name["majority (>= 3 of 5) DNF"] == {"neurons": 21, "synapses": 100, "biases": 16}
     for r in saved["markov"]:
@@ -41,7 +43,13 @@ def test_reproduce_universal_writes_a_verified_report_and_resumes(tmp_path, monk
         raise AssertionError("finished units must be resumed, not retrained")
 
     monkeypatch.setattr(command, "train_snn", no_training)
-    command.reproduce_universal(out, settings, log=lambda _: None)
+    # the table and the plot were checked above; the rerun only needs to show the resume
+    rows, scaling = command.construction_rows, command.scaling
+    monkeypatch.setattr(command, "construction_rows", lambda: rows()[:1])
+    monkeypatch.setattr(command, "random_tables", lambda: saved["random_tables"])
+    monkeypatch.setattr(command, "scaling", lambda: scaling(max_window=3))
+    again = command.reproduce_universal(out, settings, log=lambda _: None)
+    assert again["markov"][0]["snn"] == saved["markov"][0]["snn"]
     assert markov.train_snn is not no_training
 
 

@@ -24,6 +24,7 @@ def exhaustive_ok(c: U.Circuit, fn, length: int, memory: int, period: int | None
     for dtype in (torch.float32, torch.float64):
         x = U.all_sequences(length, c.inputs, dtype)
         out = c.run(x)
+        assert torch.equal(c.to_module()(x, return_all=True), c.simulate(x)[0])
         results[dtype] = out
         want = U.reference_outputs(fn, x, memory, period)
         got = out.numpy().astype(np.int8)

@@ -33,7 +33,9 @@ def test_spec_composite_counts_and_exhaustive_correctness() -> None:
     assert c.formula == {"neurons": 9, "synapses": 18, "biases": 1}
     for dtype in (torch.float32, torch.float64):
         x = U.all_sequences(9, 2, dtype)  # every 2-input sequence of length 9
-        out = c.run(x).numpy().astype(np.int8)
+        out_t = c.run(x)
+        assert torch.equal(c.to_module()(x), out_t)
+        out = out_t.numpy().astype(np.int8)
         want = U.reference_outputs(composite_fn, x, memory=2)
         assert np.array_equal(out[3:], want[:-3])
     flat = U.compile(composite_fn, 2, 2)

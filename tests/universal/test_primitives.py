@@ -26,7 +26,9 @@ def _run(
     c: U.Circuit, length: int, dtype: torch.dtype = torch.float64
 ) -> tuple[np.ndarray, np.ndarray]:
     x = U.all_sequences(length, c.inputs, dtype)
-    return x.numpy().astype(int), c.run(x).numpy().astype(int)
+    out = c.run(x)
+    assert torch.equal(c.to_module()(x), out)  # the module bridge on every sequence tested
+    return x.numpy().astype(int), out.numpy().astype(int)
 
 
 def _counts(c: U.Circuit) -> tuple[int, int, int]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spikeforge import universal as U
-from spikeforge.core import LIF, MultiStep
+from spikeforge.core import LIF, DecayLIF, MultiStep
 from spikeforge.universal import simulate as sim
 
 torch.set_num_threads(1)
@@ -73,7 +73,7 @@ def test_simulator_matches_a_scalar_reference_on_random_recurrent_circuits(integ
 
 def test_float32_and_float64_spikes_are_identical_for_integer_circuits() -> None:
     rng = np.random.default_rng(3)
-    x = U.all_sequences(8, 2)
+    x = U.all_sequences(7, 2)
     for _ in range(10):
         c = _random_circuit(rng, n=8, d=2, integer=True)
         s64, _ = c.simulate(x)
@@ -92,7 +92,7 @@ def test_module_equals_the_simulator_bit_for_bit() -> None:
         ),
     ]
     for c in circuits:
-        x = U.all_sequences(7, c.inputs)
+        x = U.all_sequences(6, c.inputs)
         module = c.to_module()
         for dtype in (torch.float32, torch.float64):
             xs = x.to(dtype)
@@ -116,6 +116,47 @@ def test_module_runs_on_spikes_of_a_core_lif_layer() -> None:
     assert torch.equal(module(spikes), circuit.run(spikes))
     ref = U.reference_outputs(lambda w: int(w[0, -1] and not w[1, -2]), spikes, memory=1)
     assert np.array_equal(module(spikes)[2:].numpy(), ref[:-2])
+
+
+def test_same_step_layers_equal_the_circuit_shifted_by_depth_without_biases() -> None:
+    """Spec §1.5: a layered network with same-step propagation (spikeforge.core: Linear ->
+    DecayLIF -> Linear -> DecayLIF, hard reset, no biases, v0 = 0) equals the unit-delay circuit
+    with layer l's spikes shifted by l steps; with a bias it does not (the bias integrates while
+    the pipeline fills). The two conventions differ, so the circuit has its own simulator."""
+    rng = np.random.default_rng(7)
+    w1, w2 = rng.normal(0.4, 1, (5, 3)), rng.normal(0.8, 1, (4, 5))
+    beta1, beta2 = 0.7, 0.4
+    x = torch.tensor((rng.random((15, 64, 3)) < 0.5).astype(np.float64))
+
+    def layered(bias: float) -> tuple[torch.Tensor, torch.Tensor]:
+        lin1 = torch.nn.Linear(3, 5).double()
+        lin2 = torch.nn.Linear(5, 4).double()
+        with torch.no_grad():
+            lin1.weight.copy_(torch.tensor(w1))
+            lin2.weight.copy_(torch.tensor(w2))
+            lin1.bias.fill_(bias)
+            lin2.bias.fill_(bias)
+        s1 = DecayLIF(decay=beta1, reset="zero", backend="reference")(MultiStep(lin1)(x))
+        s2 = DecayLIF(decay=beta2, reset="zero", backend="reference")(MultiStep(lin2)(s1))
+        return s1.detach(), s2.detach()
+
+    def circuit(bias: float) -> U.Circuit:
+        n = 9
+        u = np.zeros((n, 3))
+        u[:5] = w1
+        w = np.zeros((n, n))
+        w[5:, :5] = w2
+        beta = np.array([beta1] * 5 + [beta2] * 4)
+        return U.Circuit(beta, np.ones(n), np.full(n, bias), np.zeros(n), u, w, output=8)
+
+    s1, s2 = layered(0.0)
+    spikes, _ = circuit(0.0).simulate(x)
+    assert s1.sum() > 0 and s2.sum() > 0
+    assert torch.equal(spikes[1:, :, :5], s1[:-1])  # layer 1: one step later
+    assert torch.equal(spikes[2:, :, 5:], s2[:-2])  # layer 2: two steps later
+    s1, s2 = layered(0.3)
+    spikes, _ = circuit(0.3).simulate(x)
+    assert not torch.equal(spikes[2:, :, 5:], s2[:-2])
 
 
 def test_bad_inputs_raise_clear_errors() -> None:

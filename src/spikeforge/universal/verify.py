@@ -70,11 +70,15 @@ def check_exhaustive(
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, int]:
     """Run ``circuit`` on every sequence of ``length`` steps and compare ``S_o[t + D]`` with
-    ``f(X)[t]`` for ``t = 1..length - D``. Returns ``{"sequences", "compared", "mismatches"}``."""
+    ``f(X)[t]`` for ``t = 1..length - D``; also run ``circuit.to_module()`` and count the spikes
+    (every neuron, every step) where it differs from the simulator. Returns ``{"sequences",
+    "compared", "mismatches", "module_mismatches"}``."""
     if circuit.latency is None:
         raise ValueError(f"{circuit.construction!r} has no fixed latency to check against")
     x = all_sequences(length, circuit.inputs, dtype)
-    out = circuit.run(x).to(torch.int8).numpy()
+    spikes, _ = circuit.simulate(x)
+    module_spikes = circuit.to_module()(x, return_all=True)
+    out = spikes[:, :, circuit.output].to(torch.int8).numpy()
     ref = reference_outputs(fn, x, memory, period)
     lat = circuit.latency
     got = out[lat:]  # rows lat.. = steps lat+1..length = f at t = 1..length-lat
@@ -83,4 +87,5 @@ def check_exhaustive(
         "sequences": int(x.shape[1]),
         "compared": int(want.size),
         "mismatches": int((got != want).sum()),
+        "module_mismatches": int((module_spikes != spikes).sum()),
     }

@@ -177,12 +177,14 @@ def random_tables(seed: int = 0) -> dict[str, Any]:
                     "counts_match_formula": formula
                     == {"neurons": c.neurons, "synapses": c.synapses, "biases": c.biases},
                     "mismatches": check["mismatches"],
+                    "module_mismatches": check["module_mismatches"],
                     "compared": check["compared"],
                 }
             )
         out[kind] = {
             "tables": count,
             "mismatches": sum(r["mismatches"] for r in results),
+            "module_mismatches": sum(r["module_mismatches"] for r in results),
             "compared": sum(r["compared"] for r in results),
             "counts_match_formula": sum(r["counts_match_formula"] for r in results),
             "constructions": sorted({r["construction"] for r in results}),
