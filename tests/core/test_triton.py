@@ -248,6 +248,16 @@ def test_one_output_used_noncontiguous_input_no_grad_and_retain_graph() -> None:
 
 
 @pytest.mark.usefixtures("on_triton")
+@pytest.mark.parametrize("shape", [(1, 5, 300), (4, 0, 3)])
+def test_single_step_and_empty_batch(shape: tuple[int, ...]) -> None:
+    x = inputs(shape, torch.float32, seed=11, dyadic=False) * 2
+    ref = run(F.lif_multistep, x, None, "reference", 0, tau=3.0, reset="zero")
+    got = run(F.lif_multistep, x, None, "fused", 0, tau=3.0, reset="zero")
+    assert_parity(got, ref, torch.float32)
+    assert got[0].shape == shape and got[1].shape == shape[1:]
+
+
+@pytest.mark.usefixtures("on_triton")
 @pytest.mark.parametrize("cls", [IF, LIF, DecayLIF])
 def test_modules_match_reference_with_imp(cls: type[nn.Module]) -> None:
     torch.manual_seed(0)
