@@ -42,7 +42,10 @@ CASES = list(itertools.product((False, True), (False, True), (torch.float32, tor
 def interpreter() -> Iterator[None]:
     """``TRITON_INTERPRET=1`` while this module's kernel tests run (restored after), so that
     :func:`spikeforge.core.triton_kernels.kernels` decorates the kernels for the interpreter;
-    skips when triton cannot be imported."""
+    skips when triton cannot be imported. Triton is imported *before* the variable is set, on
+    purpose: Triton decorates its own ``@triton.jit`` helpers (``tl.zeros``, ``tl.sum``, ...)
+    when it is imported, so a kernel calling one would work in one mode per process only; the
+    kernels use none, and these tests would fail if one crept in."""
     pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
     saved = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1"

@@ -28,9 +28,11 @@ float64 and rounded to the state dtype, as torch rounds Python scalars).
 **Building.** Triton reads ``TRITON_INTERPRET`` when a function is decorated with
 ``triton.jit``, so the kernels are decorated on first use by :func:`kernels`, once per mode:
 a process that sets ``TRITON_INTERPRET=1`` before its first launch gets the interpreter (which
-runs the kernels on CPU tensors with numpy; the tests use it), otherwise compiled GPU code. This
-module imports :mod:`triton` at import time; :mod:`spikeforge.core.fused_triton` imports it
-only when Triton is installed.
+runs the kernels on CPU tensors with numpy; the tests use it), otherwise compiled GPU code. The
+kernels call only builtins of ``triton.language`` (``tl.full``, not ``tl.zeros``): Triton's own
+``@triton.jit`` helpers are decorated once, when Triton is imported, for the mode of that
+moment. This module imports :mod:`triton` at import time; :mod:`spikeforge.core.fused_triton`
+imports it only when Triton is installed.
 """
 
 from __future__ import annotations
