@@ -8,6 +8,7 @@
   learnable initial membrane potential, :func:`~spikeforge.core.neurons.param_groups`, and the
   ``MultiStep`` wrapper for stateless layers.
 * :mod:`~spikeforge.core.fused`: the compiled whole-sequence CPU path of the neurons;
+  :mod:`~spikeforge.core.fused_triton`: the same on CUDA tensors, as Triton kernels;
   :mod:`~spikeforge.core.spike_saving`: layers fed by its spikes keep no copy of them for BPTT.
 * :mod:`~spikeforge.core.spike_linear`: ``SpikeLinear``, an event-driven ``nn.Linear`` for spike
   inputs (adds the weights of the inputs that spiked).
