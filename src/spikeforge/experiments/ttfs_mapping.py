@@ -24,7 +24,7 @@ from spikeforge.metrics import predictions_in_batches
 from spikeforge.models import ARCHITECTURES
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
-from spikeforge.ttfs.evaluate import MappingEvaluation, evaluate_mapping
+from spikeforge.ttfs.evaluate import MappingEvaluation, evaluate_mapping, format_counts
 from spikeforge.ttfs.mapping import from_relu
 from spikeforge.ttfs.network import TTFSNetwork
 from spikeforge.viz import spike_raster, spike_time_histograms, training_curve
@@ -169,6 +169,7 @@ def run_mapping_experiment(
             "network": net.save(out / f"snn-{neuron}.pt").name,  # spikeforge.ttfs.load
         }
         report["plots"] += _plots(net, ev, out, f"{dataset.name} {arch}")
+        echo(format_counts(ev.operation_counts))
     report["plots"].append(
         training_curve(log.losses, out / "training_loss.png", title=f"{dataset.name} {arch}").name
     )

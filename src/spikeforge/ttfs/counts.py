@@ -197,10 +197,21 @@ def counts(
     clip: bool = False,
 ) -> OperationCounts:
     """Spikes, synaptic operations and energy of ``net`` on inputs ``x`` ``[N, *in_shape]``
-    (means per sample over ``x``; the module docstring defines every count)."""
+    (means per sample over ``x``; the module docstring defines every count). Counts are taken
+    on the exact network: a hardware model (noise, quantisation) is switched off meanwhile."""
     if x.shape[0] == 0:
         raise ValueError("counts need at least one input")
-    energy = energy or EnergyModel()
+    hardware = net.hardware
+    net.hardware = None
+    try:
+        return _counts(net, x, energy or EnergyModel(), batch_size, clip)
+    finally:
+        net.hardware = hardware
+
+
+def _counts(
+    net: TTFSNetwork, x: Tensor, energy: EnergyModel, batch_size: int, clip: bool
+) -> OperationCounts:
     alpha1 = net.neuron == "alpha1"
     n_hidden = net.windows.num_hidden
     t_max = [1.0, *net.windows.hidden_t_max()]

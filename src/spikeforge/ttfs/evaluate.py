@@ -11,6 +11,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spikeforge.metrics import accuracy, agreement, max_abs_difference, spike_counts
+from spikeforge.ttfs import engine as compiled
+from spikeforge.ttfs.counts import counts
 from spikeforge.ttfs.events import simulate
 from spikeforge.ttfs.network import TTFSNetwork
 
@@ -23,7 +25,12 @@ class MappingEvaluation:
       (``t_max - t`` against the canonical ReLU network's activation) and every logit (against
       the original model's logits);
     * ``spikes_per_neuron``: hidden neurons only, spikes strictly before ``t_max``, closed-form
-      (noise-free) times; ``latency``: the output layer's ``t_min`` in units of tau_c.
+      (noise-free) times; ``latency``: the output layer's ``t_min`` in units of tau_c;
+    * ``event_*``: the event-driven simulation (``event_engine``: ``"compiled"``,
+      :mod:`spikeforge.ttfs.engine`, or ``"python"``, :mod:`spikeforge.ttfs.events`);
+      ``event_vs_closed`` its largest difference from the closed form (logits and spike times);
+    * ``operation_counts``: :meth:`spikeforge.ttfs.counts.OperationCounts.as_dict` on the whole
+      set (spikes, synaptic operations, energy per sample, next to the ReLU network's MACs).
     """
 
     neuron: str
@@ -45,6 +52,8 @@ class MappingEvaluation:
     event_vs_closed: float | None = None
     early_spikes: int | None = None
     event_seconds: float | None = None
+    event_engine: str | None = None
+    operation_counts: dict | None = None
     plot_times: list[Tensor] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -83,9 +92,15 @@ def evaluate_mapping(
     event_batch_size: int = 250,
     plot_samples: int = 500,
     progress: bool = False,
+    engine: str = "auto",
+    operation_counts: bool = True,
 ) -> MappingEvaluation:
     """Closed-form (all of ``x``) and event-driven (first ``event_samples``, default all)
     evaluation of ``net`` on inputs ``x`` ``[N, *in_shape]`` with labels ``y`` ``[N]``.
+
+    ``engine``: the event simulator, ``"compiled"``, ``"python"`` or ``"auto"`` (compiled when
+    its kernel library is available). ``operation_counts``: also count spikes, synaptic
+    operations and energy (:func:`spikeforge.ttfs.counts.counts`) on all of ``x``.
 
     ``reference_logits`` ``[N, C]`` are the original ReLU model's logits, computed before any
     folding (they define ANN accuracy and agreement).
@@ -127,8 +142,15 @@ def evaluate_mapping(
         seconds=seconds,
         plot_times=[torch.cat(parts)[:plot_samples] for parts in zip(*plot_times, strict=True)],
     )
+    if operation_counts:
+        result.operation_counts = counts(net, x, batch_size=batch_size).as_dict()
     if event_samples == 0:
         return result
+    if engine not in ("auto", "compiled", "python"):
+        raise ValueError(f"engine must be 'auto', 'compiled' or 'python', got {engine!r}")
+    use_compiled = engine == "compiled" or (engine == "auto" and compiled.is_available())
+    if use_compiled:
+        event_batch_size = max(event_batch_size, 1000)
     event_logits, early, ev_err, ev_closed = [], 0, 0.0, 0.0
     start = time.perf_counter()
     bar = tqdm(
@@ -141,12 +163,18 @@ def evaluate_mapping(
     )
     for lo in range(0, event_samples, event_batch_size):
         xb = x[lo : min(lo + event_batch_size, event_samples)]
-        sim = simulate(net, xb)
+        sim = compiled.simulate(net, xb) if use_compiled else simulate(net, xb)
         event_logits.append(sim.logits)
         early += sum(sim.early_spikes)
         ref = reference_logits[lo : lo + xb.shape[0]]
         ev_err = max(ev_err, _error_vs_relu(net, xb, sim.hidden_times, sim.logits, ref))
-        ev_closed = max(ev_closed, max_abs_difference(sim.logits, closed[lo : lo + xb.shape[0]]))
+        with torch.no_grad():
+            closed_times = net.run(xb).hidden_times
+        ev_closed = max(
+            ev_closed,
+            max_abs_difference(sim.logits, closed[lo : lo + xb.shape[0]]),
+            max_abs_difference(sim.hidden_times, closed_times),
+        )
         bar.update(xb.shape[0])
     bar.close()
     event = torch.cat(event_logits)
@@ -157,10 +185,33 @@ def evaluate_mapping(
     result.event_vs_closed = ev_closed
     result.early_spikes = early
     result.event_seconds = time.perf_counter() - start
+    result.event_engine = "compiled" if use_compiled else "python"
     return result
+
+
+def format_counts(report: dict | None) -> str:
+    """A short text table of :attr:`MappingEvaluation.operation_counts` (per sample)."""
+    if not report:
+        return ""
+    lines = [
+        f"operation counts per sample ({report['neuron']}, {report['samples']} samples): "
+        f"{'layer':<14} {'spikes':>9} {'spk/neuron':>10} {'syn. ops':>11} {'ReLU MACs':>10}"
+    ]
+    pad = " " * (len(lines[0]) - 60)
+    for c in report["layers"]:
+        lines.append(
+            f"{pad}{c['name']:<14} {c['spikes']:9.1f} {c['spikes_per_neuron']:10.3f} "
+            f"{c['synaptic_ops']:11.1f} {c['relu_macs']:10d}"
+        )
+    lines.append(
+        f"{pad}energy {report['snn_energy_pj'] / 1e3:.2f} nJ (TTFS) vs "
+        f"{report['relu_energy_pj'] / 1e3:.2f} nJ (ReLU), ratio {report['energy_ratio']:.3f}"
+    )
+    return "\n".join(lines)
 
 
 __all__ = [
     "MappingEvaluation",
     "evaluate_mapping",
+    "format_counts",
 ]

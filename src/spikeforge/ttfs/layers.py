@@ -120,6 +120,17 @@ class Synapses(nn.Module):
             return F.linear(x, w)
         return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
 
+    def affine(self, x: Tensor, bias: Tensor) -> Tensor:
+        """``sum_j W_ij x_j + bias_i`` as the ReLU layer computes it (the bias inside the
+        linear / convolution call when it is per output channel)."""
+        w = self.weight if self.weight_quantization is None else self.effective_weight()
+        if self.kind == "linear":
+            return F.linear(x, w, bias)
+        if bias.dim() == 3 and bias.shape[1:] == (1, 1):
+            flat = bias.reshape(-1)
+            return F.conv2d(x, w, flat, self.stride, self.padding, self.dilation, self.groups)
+        return self(x) + bias
+
     def subtract_from(self, c: Tensor, x: Tensor) -> Tensor:
         """``c - sum_j W_ij x_j`` with ``c`` broadcastable to ``[B, *out_shape]`` (fused into one
         matrix product for dense layers)."""
@@ -157,10 +168,20 @@ class TTFSLayer(nn.Module):
     def input_values(self, t: Tensor, win: LayerWindow) -> Tensor:
         """``x_j = t_min - t_j`` (the input layer's ``t_max`` is this layer's ``t_min``), then
         the pre-operations (pooling on values is equivalent to pooling the spike times)."""
-        x = win.t_min - t
+        return self.pooled(win.t_min - t)
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """The pre-operations on input values ``x = t_min - t_j`` ``[B, *shape]``."""
         for op in self.pre:
             x = op.values(x)
         return x
+
+    def values(self, x: Tensor, win: LayerWindow) -> Tensor:
+        """Window-relative form of :meth:`forward`: from input values ``x = t_min - t_j``
+        (before the pre-operations) to ``y = t_max - t_i`` (hidden layers; ``y = 0``: no spike)
+        or to the output potentials (readout). No absolute time enters, so rounding does not
+        grow with the depth or the window widths."""
+        raise NotImplementedError
 
 
 class B1Layer(TTFSLayer):
@@ -181,6 +202,13 @@ class B1Layer(TTFSLayer):
         ``t_max``)."""
         c = win.t_min + self.threshold(win)
         return self.synapses.subtract_from(c, self.input_values(t, win)).clamp_(max=win.t_max)
+
+    def values(self, x: Tensor, win: LayerWindow) -> Tensor:
+        """``t_max - t_i``: the potential at ``t_min`` is ``V = sum_j W_ij x_j``, the crossing
+        of ``theta = B_n - D`` with slope 1 is at ``t_min + theta - V``, i.e. relative to the
+        window end ``t_i - t_max = -(D + V)`` (the width cancels exactly); clipped at 0
+        (``t_i <= t_max``)."""
+        return torch.relu(self.synapses.affine(self.pooled(x), self.bias))
 
 
 class StaleWindowError(ValueError):
@@ -242,6 +270,15 @@ class Alpha1Layer(TTFSLayer):
         numerator = self.synapses.subtract_from(c, self.input_values(t, win))
         return numerator.div_(self.alpha + s_j).clamp_(max=win.t_max)
 
+    def values(self, x: Tensor, win: LayerWindow) -> Tensor:
+        """``t_max - t_i``: ``V(t_min) = alpha B_{n-1} + sum_j J_ij x_j``, the crossing is
+        ``(theta - V(t_min)) / (alpha + sum_j J_ij)`` after ``t_min``, so
+        ``t_max - t_i = B_n - (theta - V(t_min)) / s``; clipped at 0."""
+        check_derived_for(self, win)
+        v = self.synapses(self.pooled(x)) + self.alpha * win.relative_width_prev
+        s = self.alpha + self.synapses.fan_in_sum()
+        return torch.relu(win.relative_width - (self.theta - v) / s)
+
 
 class B1Readout(TTFSLayer):
     """Output layer of a B1 network: ``V(t_min) = D + sum_j W_ij (t_min - t_j)``."""
@@ -258,6 +295,9 @@ class B1Readout(TTFSLayer):
     def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
         """Membrane potentials ``[B, *out_shape]`` at the readout time ``win.t_min``."""
         return self.bias + self.synapses(self.input_values(t, win))
+
+    def values(self, x: Tensor, win: LayerWindow) -> Tensor:
+        return self.synapses.affine(self.pooled(x), self.bias)
 
 
 class Alpha1Readout(TTFSLayer):
@@ -286,6 +326,10 @@ class Alpha1Readout(TTFSLayer):
     def forward(self, t: Tensor, win: LayerWindow) -> Tensor:
         check_derived_for(self, win)
         return self.initial_potential(win) + self.synapses(self.input_values(t, win))
+
+    def values(self, x: Tensor, win: LayerWindow) -> Tensor:
+        check_derived_for(self, win)
+        return self.alpha * win.relative_width_prev + self.synapses(self.pooled(x))
 
 
 def window_violations(t: Tensor, win: LayerWindow) -> int:

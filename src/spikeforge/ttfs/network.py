@@ -134,6 +134,11 @@ class TTFSNetwork(nn.Module):
         (clipping changes the function the network computes for those inputs), and
         ``ValueError`` for NaN / infinite values or a wrong shape.
         """
+        return 1.0 - self.encode_values(x, clip)
+
+    def encode_values(self, x: Tensor, clip: bool = False) -> Tensor:
+        """``(x - p) / (q - p)`` ``[B, *in_shape]``: the input values relative to the input
+        window, ``t_max(0) - t = 1 - t`` (checks as :meth:`encode`)."""
         if tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(
                 f"expected input of shape [B, {', '.join(map(str, self.in_shape))}], "
@@ -155,13 +160,19 @@ class TTFSNetwork(nn.Module):
                     "pass clip=True to clip them"
                 )
         if (p, q) == (0.0, 1.0):
-            return 1.0 - x  # bit-identical to the general formula
-        return 1.0 - (x - p) / (q - p)
+            return x
+        return (x - p) / (q - p)
 
     def run(
         self, x: Tensor, clip: bool = False, generator: torch.Generator | None = None
     ) -> TTFSOutput:
         """Closed-form spike times of every layer and the output potentials.
+
+        Without a hardware model every layer computes window-relative values
+        (:meth:`~spikeforge.ttfs.layers.TTFSLayer.values`: ``t_max - t``, from the previous
+        layer's ``t_max - t``), so rounding does not grow with the depth or with absolute time
+        (spec risk 2); the absolute spike times ``t_max - (t_max - t)`` are materialised only
+        for the output. With one, layers work on absolute times (``forward``).
 
         Under a hardware model (:attr:`hardware`) each layer n gets, in this order: time
         quantisation of its input times, its closed form with fake-quantised weights, then for
@@ -170,20 +181,24 @@ class TTFSNetwork(nn.Module):
         times before quantisation. Noise draws from ``generator``, or from torch's global RNG
         when it is ``None`` (``generator`` is unused without noise).
         """
-        t = self.encode(x, clip)
-        out = TTFSOutput(logits=t, input_times=t)
         hw = self._hardware
         if hw is None:
+            values = self.encode_values(x, clip)
+            t = 1.0 - values
+            out = TTFSOutput(logits=t, input_times=t)
             for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
-                t = layer(t, win)
+                values = layer.values(values, win)
                 if n < self.windows.num_hidden:
-                    out.hidden_times.append(t)
-        else:
-            for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
-                t = layer(constrain_input_times(t, win, hw), win)
-                if n < self.windows.num_hidden:
-                    t = constrain_hidden_times(t, win, hw, generator)
-                    out.hidden_times.append(t)
+                    out.hidden_times.append(win.t_max - values)
+            out.logits = values.flatten(1) if self.flatten_output else values
+            return out
+        t = self.encode(x, clip)
+        out = TTFSOutput(logits=t, input_times=t)
+        for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
+            t = layer(constrain_input_times(t, win, hw), win)
+            if n < self.windows.num_hidden:
+                t = constrain_hidden_times(t, win, hw, generator)
+                out.hidden_times.append(t)
         out.logits = t.flatten(1) if self.flatten_output else t
         return out
 

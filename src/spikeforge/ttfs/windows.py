@@ -23,15 +23,32 @@ from torch import Tensor, nn
 @dataclass(frozen=True)
 class LayerWindow:
     """The times one layer needs: its input layer's window start ``t_min_prev`` (bias-current
-    onset in alpha1), its own window ``[t_min, t_max]`` (``t_min`` = input layer's ``t_max``)."""
+    onset in alpha1), its own window ``[t_min, t_max]`` (``t_min`` = input layer's ``t_max``).
+
+    ``span_prev`` = ``t_min - t_min_prev`` and ``span`` = ``t_max - t_min`` are the window
+    widths as stored (not rounded through the absolute times), for window-relative
+    computations; ``None`` (a window built by hand) falls back to the differences."""
 
     t_min_prev: float
     t_min: float
     t_max: float
+    span_prev: float | None = None
+    span: float | None = None
 
     @property
     def width(self) -> float:
         return self.t_max - self.t_min
+
+    @property
+    def relative_width(self) -> float:
+        """``B_n`` as stored (``span``), else ``t_max - t_min``."""
+        return self.t_max - self.t_min if self.span is None else self.span
+
+    @property
+    def relative_width_prev(self) -> float:
+        """``B_{n-1}`` as stored (``span_prev``; 1 for the input window), else
+        ``t_min - t_min_prev``."""
+        return self.t_min - self.t_min_prev if self.span_prev is None else self.span_prev
 
 
 class Windows(nn.Module):
@@ -66,8 +83,10 @@ class Windows(nn.Module):
         time)."""
         e = self.edges()
         last = self.num_hidden + 1
+        spans = [1.0, *self.widths.tolist(), 0.0]  # input window, hidden windows, readout
         return [
-            LayerWindow(e[n - 1], e[n], e[n + 1] if n < last else e[n]) for n in range(1, last + 1)
+            LayerWindow(e[n - 1], e[n], e[n + 1] if n < last else e[n], spans[n - 1], spans[n])
+            for n in range(1, last + 1)
         ]
 
     def layer(self, n: int) -> LayerWindow:
