@@ -94,6 +94,8 @@ def test_module_equals_the_simulator_bit_for_bit() -> None:
     for c in circuits:
         x = U.all_sequences(6, c.inputs)
         module = c.to_module()
+        counts = (module.neurons, module.synapses, module.biases, module.latency)
+        assert counts == (c.neurons, c.synapses, c.biases, c.latency)
         for dtype in (torch.float32, torch.float64):
             xs = x.to(dtype)
             spikes, v = c.simulate(xs)

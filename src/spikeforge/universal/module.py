@@ -39,6 +39,11 @@ class CircuitModule(nn.Module):
         self.neurons = circuit.neurons
         self.output = circuit.output
         self.latency = circuit.latency
+        weights = circuit.tensors(torch.float64)
+        self.synapses = int(
+            torch.count_nonzero(weights["input_weights"]) + torch.count_nonzero(weights["weights"])
+        )
+        self.biases = int(torch.count_nonzero(weights["bias"]))
         self.construction = circuit.construction
         # kept in float64 and cast to the input's dtype in forward: exact for the small integer
         # parameters of the constructions, and real parameters (counter weights) lose nothing
@@ -74,5 +79,6 @@ class CircuitModule(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.construction!r}, inputs={self.inputs}, neurons={self.neurons}, "
-            f"latency={self.latency}, fires at H >= theta, hard reset to 0, unit synaptic delay"
+            f"synapses={self.synapses}, biases={self.biases}, latency={self.latency}, "
+            "fires at H >= theta, hard reset to 0, unit synaptic delay"
         )
