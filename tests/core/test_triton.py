@@ -83,8 +83,8 @@ def run(
 ) -> tuple[Tensor, ...]:
     """``(spikes, v_final, dL/dx[, dL/dv0], name of the spikes' grad_fn)`` of a fixed loss."""
     g = torch.Generator().manual_seed(seed + 1)
-    w_s = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
-    w_v = torch.randn(x.shape[1:], generator=g, dtype=torch.float64).to(x.dtype)
+    w_s = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.device, x.dtype)
+    w_v = torch.randn(x.shape[1:], generator=g, dtype=torch.float64).to(x.device, x.dtype)
     xr = x.clone().requires_grad_()
     leaves = [xr] if v0 is None else [xr, v0.clone().requires_grad_()]
     s, v = fn(xr, None if v0 is None else leaves[1], backend=backend, **kw)
@@ -113,7 +113,7 @@ def test_triton_matches_reference(
     kind: str, reset: str, detach_reset: bool, surrogate: str
 ) -> None:
     """Two cases per configuration, rotating over strict x v0 (IMP) x dtype, the layout
-    ([T, B, N] or [T, B, C, H, W] with 594 neurons: three blocks of 256, the last partial),
+    ([T, B, N] or [T, B, C, H, W] with 594 neurons: two blocks of 512, the last partial),
     dyadic or continuous inputs, the threshold and the hard-reset value."""
     fn, extra = KINDS[kind]
     index = (
@@ -413,6 +413,79 @@ def test_saved_tensors_hooks_see_h_and_checkpoint_works() -> None:
     )
     out.sum().backward()
     torch.testing.assert_close(x.grad, ref, rtol=0, atol=0)
+
+
+# --- on a GPU (skipped without one) ------------------------------------------------------------
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA device and Triton, compiled kernels (not the interpreter)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+
+
+@pytest.mark.usefixtures("gpu")
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cuda_kernels_match_the_cuda_reference(kind: str) -> None:
+    """The compiled kernels on CUDA tensors against the reference path on CUDA (torch's CUDA
+    arithmetic): every reset, the surrogates, strict, detach_reset, v0, float32 and float64."""
+    fn, extra = KINDS[kind]
+    for r, reset in enumerate(RESETS):
+        for dtype in (torch.float32, torch.float64):
+            i = list(KINDS).index(kind) * 6 + r * 2 + (dtype == torch.float64)
+            x = inputs((7, 3, 5, 37), dtype, seed=i, dyadic=i % 2 == 0).cuda()
+            v0 = inputs((1, 5, 37), dtype, seed=100 + i, dyadic=False).cuda() if i % 3 else None
+            kw = {
+                **extra,
+                "reset": reset,
+                "surrogate": SURROGATES[i % 5],
+                "strict": i % 4 == 1,
+                "detach_reset": i % 4 >= 2,
+                "threshold": 0.75 if i % 2 else 1.0,
+                "v_reset": 0.125 if reset == "zero" else 0.0,
+            }
+            ref = run(fn, x, v0, "reference", i, **kw)
+            got = run(fn, x, v0, "auto", i, **kw)
+            try:
+                assert_parity(got, ref, dtype)
+            except AssertionError as e:
+                raise AssertionError(f"{dtype} {kw}: {e}") from e
+
+
+@pytest.mark.usefixtures("gpu")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_half_inputs(dtype: torch.dtype) -> None:
+    x = inputs((6, 4, 300), torch.float32, seed=3, dyadic=False).to(dtype).cuda()
+    ref = run(F.lif_multistep, x.float(), None, "reference", 0, tau=2.0)
+    got = run(F.lif_multistep, x, None, "auto", 0, tau=2.0)
+    assert got[-1] == "_TritonNeuronBackward"
+    assert torch.equal(got[0], ref[0].to(dtype)) and torch.equal(got[1], ref[1].to(dtype))
+    torch.testing.assert_close(got[2].float(), ref[2], rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.usefixtures("gpu")
+def test_cuda_network_spike_saving_and_double_backward() -> None:
+    nets = [_net(b).cuda() for b in ("reference", "auto")]
+    x = _x().cuda()
+    results = []
+    for net in nets:
+        net.zero_grad()
+        out = net(x)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device)
+        (out * weights.reshape(out.shape) + out.square()).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+        if net is nets[1]:
+            assert {"_TritonNeuronBackward", "_SpikeConvBackward"} <= _nodes(out.grad_fn)
+    # cuDNN may pick other algorithms for the chunked convolution backward: close, not equal
+    for a, b in zip((results[1][0], *results[1][1]), (results[0][0], *results[0][1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    loss = nets[1](x).square().sum()
+    first = torch.autograd.grad(loss, list(nets[1].parameters()), create_graph=True)
+    with pytest.raises(RuntimeError, match="backend='reference'"):
+        torch.autograd.grad(sum(g.square().sum() for g in first), [nets[1][0].layer.weight])
 
 
 # --- dispatch (no Triton needed) --------------------------------------------------------------

@@ -71,7 +71,7 @@ DTYPES: dict[torch.dtype, torch.dtype] = {
     torch.float32: torch.float32,
     torch.float64: torch.float64,
 }
-_INTERPRETER_BLOCK = 256
+_INTERPRETER_BLOCK = 512
 _PARAM_CACHE_SIZE = 64
 
 _state: dict[str, Any] = {"cpu": False, "arithmetic": None, "checked": False, "reason": ""}
