@@ -73,6 +73,7 @@ def _forward(
     thr = tl.load(par_ptr + 1)
     vr = tl.load(par_ptr + 2)
     one = p * 0 + 1
+    zero = one - one
     if HAS_V0:
         v = tl.load(v0_ptr + offs, mask=mask, other=0).to(p.dtype)
     else:
@@ -96,9 +97,9 @@ def _forward(
             h = vr + (v - vr) * p + x
         d = h - thr
         if STRICT:
-            s = tl.where(d > 0, one, 0 * one)
+            s = tl.where(d > 0, one, zero)
         else:
-            s = tl.where(d >= 0, one, 0 * one)
+            s = tl.where(d >= 0, one, zero)
         if RESET == 0:
             v = h - thr * s
         elif RESET == 1:
@@ -147,6 +148,7 @@ def _backward(
     a_sq = tl.load(par_ptr + 6)
     a_inv = tl.load(par_ptr + 7)
     one = p * 0 + 1
+    zero = one - one
     if HAS_GVT:
         g = tl.load(gvt_ptr + offs, mask=mask, other=0).to(p.dtype)
     else:
@@ -158,9 +160,9 @@ def _backward(
         hv = tl.load(hp, mask=mask, other=0).to(p.dtype)
         d = hv - thr
         if STRICT:
-            sp = tl.where(d > 0, one, 0 * one)
+            sp = tl.where(d > 0, one, zero)
         else:
-            sp = tl.where(d >= 0, one, 0 * one)
+            sp = tl.where(d >= 0, one, zero)
         if SG == 0:  # atan: (α/2) / (1 + (π/2·α·d)²)
             u = a_atan * d
             sg = tl.fdiv(a_half, one + u * u, ieee_rounding=DIV_RN)
@@ -172,13 +174,13 @@ def _backward(
             sg = tl.fdiv(one, q * q, ieee_rounding=DIV_RN)
         elif SG == 3:  # triangle: max(α − |d|, 0) / α²
             q = a - tl.abs(d)
-            sg = tl.fdiv(tl.where(q > 0, q, 0 * one), a_sq, ieee_rounding=DIV_RN)
+            sg = tl.fdiv(tl.where(q > 0, q, zero), a_sq, ieee_rounding=DIV_RN)
         else:  # rectangle: 1[|d| < α/2] / α
-            sg = tl.where(tl.abs(d) < a_half, a_inv, 0 * one)
+            sg = tl.where(tl.abs(d) < a_half, a_inv, zero)
         if HAS_GS:
             gs = tl.load(gsp, mask=mask, other=0).to(p.dtype)
         else:
-            gs = 0 * one
+            gs = zero
         if RESET == 0:
             if DETACH:
                 gtot = gs
