@@ -53,10 +53,15 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
 * the input of every call is checked for NaN/inf; with finite inputs and parameters the update
   stays finite by construction (rates are bounded), and the working weights are also checked
   every ``finite_check_every`` updates (a ``FloatingPointError`` names the layer);
-* the model's output with DWAM is computed by a forward hook that recomputes each plastic
-  layer with its working weight (``F.linear``, or a batched product per stream), so the plastic
-  layers cost twice their plain cost; the hooks exist only during a DWAM call, so the model is
-  untouched outside it.
+* the working weights reach the model by a temporary swap of a plain ``nn.Linear``'s weight
+  data when the batch shares them (restored in ``finally``; the trained values are never
+  written), and otherwise (per-sample streams, ``Linear`` subclasses, parametrised weights) by a
+  forward hook that recomputes the layer (a batched product per stream); the hooks exist only
+  during a DWAM call, so the model is untouched outside it;
+* the per-neuron state of all plastic layers (rates, θ_M, CV window, gate) lives in one flat
+  ``[S, ΣN_out]`` buffer (per-layer views), so one update costs the same few tensor operations
+  however many layers are plastic, plus one weight update per layer (the plastic layers must
+  share a dtype and device); the CV uses float64 running sums of the window.
 
 Layouts: the model takes ``[T, B, ...]`` and every plastic layer's input ``[T, B, N_in]`` (or
 ``[T·B, N_in]`` inside ``MultiStep``) and output ``[..., N_out]`` are time-first; rates and
@@ -90,34 +95,26 @@ class UnsupportedLayerError(TypeError):
 
 @dataclass
 class _Plastic:
-    """One plastic layer. Adaptation state has a leading stream dimension ``S`` (1 when the
-    batch shares the weights, ``B`` with ``per_sample``); tensors on the weight's device/dtype."""
+    """One plastic layer. Per-stream state has a leading stream dimension ``S`` (1 when the
+    batch shares the weights, ``B`` with ``per_sample``); the post-synaptic tensors are views of
+    the DWAM's flat buffers (columns ``cols``)."""
 
     path: str
     neuron_path: str
     linear: nn.Linear
     trained: Tensor  # the trained parameter [N_out, N_in] (never written)
-    start: Tensor | None  # the episode's initial weights [S, N_out, N_in]; None: trained
-    c_ref: Tensor  # [N_out]
-    inv_ref: Tensor  # 1 / max(c_ref, min_ref_rate), [N_out]
+    cols: slice  # this layer's columns of the flat post-synaptic buffers
+    start: Tensor | None = None  # the episode's initial weights [S, N_out, N_in]; None: trained
     weight: Tensor | None = None  # working copies [S, N_out, N_in]
     c_pre: Tensor | None = None  # [S, N_in]
-    c_post: Tensor | None = None  # [S, N_out]
-    theta_m: Tensor | None = None  # [S, N_out]
-    window: Tensor | None = None  # [W, S, N_out]
-    win_sum: Tensor | None = None  # float64 sums of the window and of its squares, [S, N_out]
-    win_sq: Tensor | None = None
-    gate: Tensor | None = None  # gate of the last update [S, N_out]; None: closed
-    sum_pre: Tensor | None = None  # input summed over steps (and samples) since the last update
-    sum_post: Tensor | None = None
+    sum_pre: Tensor | None = None  # input summed since the last update [S, N_in]
+    sum_post: Tensor | None = None  # view [S, N_out]
     seen_pre: int = 0  # SNN steps since the last update
     seen_post: int = 0
     count_pre: int = 0  # values summed per stream (steps, times B when the batch is shared)
     count_post: int = 0
-    updates: int = 0  # updates since reset (window fill = min(updates, W))
 
     def clear_pending(self) -> None:
-        self.sum_pre = self.sum_post = None
         self.seen_pre = self.seen_post = self.count_pre = self.count_post = 0
 
 
@@ -156,7 +153,7 @@ class DWAM:
         c_ref: nominal post-synaptic rates: ``None`` (call :meth:`record_reference` before
             use), a float (a global target for every neuron), or ``{layer: Tensor [N_out]}``.
         min_ref_rate: floor of ``c_ref`` (see the module docstring).
-        clip_sign: keep every working weight on the sign of its trained value (0 if it would
+        clip_sign: keep every working weight on the sign of its initial value (0 if it would
             cross).
         w_range: ``(w_min, w_max)`` clip of the working weights, or ``None``.
         sign: ``+1`` is BCM (spec §4.1 step 5); ``-1`` flips the rule (an ablation: rates
@@ -225,6 +222,8 @@ class DWAM:
         self._neuron_state: dict[str, Any] = {}
         self._has_ref = False
         self._streams: int | None = None if self.per_sample else 1
+        self._recording: dict[str, list[Any]] | None = None
+        self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
         self._modules = dict(model.named_modules())
         pairs = (
@@ -235,16 +234,28 @@ class DWAM:
         if not pairs:
             raise ValueError("layers is empty: name at least one plastic layer")
         self._layers: dict[str, _Plastic] = {}
+        offset = 0
         for path, neuron_path in pairs.items():
             linear = self._resolve_linear(path)
             if neuron_path not in self._modules:
                 raise UnsupportedLayerError(
                     f"no module at {neuron_path!r} (the post-synaptic neuron of {path!r})"
                 )
-            zeros = linear.weight.new_zeros(linear.weight.shape[0])
-            self._layers[path] = _Plastic(
-                path, neuron_path, linear, linear.weight, None, zeros.clone(), zeros.clone()
-            )
+            n_out = linear.weight.shape[0]
+            cols = slice(offset, offset + n_out)
+            offset += n_out
+            self._layers[path] = _Plastic(path, neuron_path, linear, linear.weight, cols)
+        first = next(iter(self._layers.values())).trained
+        for pl in self._layers.values():
+            if pl.trained.dtype != first.dtype or pl.trained.device != first.device:
+                raise ValueError(
+                    f"all plastic layers must share one dtype and device; {pl.path!r} has "
+                    f"{pl.trained.dtype} on {pl.trained.device}, others {first.dtype} on "
+                    f"{first.device}"
+                )
+        self._n_post = offset
+        self._c_ref = first.new_zeros(offset)  # [P]
+        self._inv_ref = first.new_ones(offset)
         self._post_of: dict[str, list[_Plastic]] = {}
         for pl in self._layers.values():
             self._post_of.setdefault(pl.neuron_path, []).append(pl)
@@ -288,25 +299,32 @@ class DWAM:
 
     def _allocate(self) -> None:
         """(Re)create the adaptation state for ``self._streams`` streams (none if unknown):
-        trained weights, zero rates and window, ``θ_M := c_ref``."""
-        s = self._streams
+        initial weights, zero rates and window, ``θ_M := c_ref``, no gate."""
+        s, p = self._streams, self._n_post
+        self._updates = 0
+        self._gate: Tensor | None = None
         for pl in self._layers.values():
             pl.clear_pending()
-            pl.updates = 0
-            pl.gate = None
-            if s is None:
-                pl.weight = pl.c_pre = pl.c_post = pl.theta_m = pl.window = None
-                pl.win_sum = pl.win_sq = None
-                continue
+        if s is None:
+            self._c_post = self._theta_m = self._sum_post = self._window = None
+            self._win_sum = self._win_sq = None
+            for pl in self._layers.values():
+                pl.weight = pl.c_pre = pl.sum_pre = pl.sum_post = None
+            return
+        ref = self._c_ref
+        self._c_post = ref.new_zeros(s, p)
+        self._theta_m = ref.expand(s, p).clone()
+        self._sum_post = ref.new_zeros(s, p)
+        self._window = torch.zeros(self.window, s, p, dtype=torch.float64, device=ref.device)
+        self._win_sum = torch.zeros(s, p, dtype=torch.float64, device=ref.device)
+        self._win_sq = torch.zeros_like(self._win_sum)
+        for pl in self._layers.values():
             w = pl.trained.detach()
             n_out, n_in = w.shape
             pl.weight = (pl.start if pl.start is not None else w.expand(s, n_out, n_in)).clone()
             pl.c_pre = w.new_zeros(s, n_in)
-            pl.c_post = w.new_zeros(s, n_out)
-            pl.theta_m = pl.c_ref.expand(s, n_out).clone()
-            pl.window = w.new_zeros(self.window, s, n_out)
-            pl.win_sum = torch.zeros(s, n_out, dtype=torch.float64, device=w.device)
-            pl.win_sq = torch.zeros_like(pl.win_sum)
+            pl.sum_pre = w.new_zeros(s, n_in)
+            pl.sum_post = self._sum_post[:, pl.cols]
 
     # -- reference rates -------------------------------------------------------------------
 
@@ -314,24 +332,26 @@ class DWAM:
         """Set the nominal rates ``c_ref`` (float: global target; or ``{layer: [N_out]}``) and
         reset the adaptation state (``θ_M := c_ref``, trained weights restored, any
         ``reset(weights=...)`` start forgotten)."""
+        refs = self._c_ref.clone()
         for path, pl in self._layers.items():
+            n_out = pl.cols.stop - pl.cols.start
             if isinstance(c_ref, Mapping):
                 if path not in c_ref:
                     raise ValueError(f"c_ref has no rates for the plastic layer {path!r}")
-                ref = torch.as_tensor(c_ref[path], dtype=pl.c_ref.dtype)
-                if ref.shape != pl.c_ref.shape:
+                ref = torch.as_tensor(c_ref[path], dtype=refs.dtype)
+                if ref.shape != (n_out,):
                     raise ValueError(
-                        f"c_ref[{path!r}] has shape {list(ref.shape)}, expected "
-                        f"[N_out] = {list(pl.c_ref.shape)}"
+                        f"c_ref[{path!r}] has shape {list(ref.shape)}, expected [N_out] = [{n_out}]"
                     )
-                ref = ref.to(pl.c_ref.device)
+                ref = ref.to(refs.device)
             else:
-                ref = torch.full_like(pl.c_ref, float(c_ref))
+                ref = torch.full((n_out,), float(c_ref), dtype=refs.dtype, device=refs.device)
             if not torch.isfinite(ref).all() or (ref < 0).any() or (ref > 1).any():
                 raise ValueError(f"c_ref for {path!r} must be rates in [0, 1] (spikes per step)")
-            pl.c_ref = ref.clone()
-            pl.inv_ref = 1.0 / ref.clamp_min(self.min_ref_rate)
+            refs[pl.cols] = ref
             pl.start = None
+        self._c_ref = refs
+        self._inv_ref = 1.0 / refs.clamp_min(self.min_ref_rate)
         self._has_ref = True
         self._streams = None if self.per_sample else 1
         self._allocate()
@@ -345,24 +365,20 @@ class DWAM:
         if not batches:
             raise ValueError("record_reference needs at least one input batch")
         saved_state, self._neuron_state = self._neuron_state, {}
-        total = {p: torch.zeros_like(pl.c_ref) for p, pl in self._layers.items()}
-        counted = dict.fromkeys(self._layers, 0)
+        self._recording = {p: [0.0, 0] for p in self._layers}
         try:
             for x in batches:
                 self._check_input(x)
-                for pl in self._layers.values():
-                    pl.clear_pending()
                 self._run(x, working=False, shared=True)
-                for p, pl in self._layers.items():
-                    if pl.sum_post is None:
-                        raise RuntimeError(f"the neuron {pl.neuron_path!r} was not called")
-                    total[p] += pl.sum_post[0]
-                    counted[p] += pl.count_post
+            for p, (_, count) in self._recording.items():
+                if count == 0:
+                    raise RuntimeError(f"the neuron {self._layers[p].neuron_path!r} was not called")
+            refs = {p: total / count for p, (total, count) in self._recording.items()}
         finally:
             self._neuron_state = saved_state
+            self._recording = None
             for pl in self._layers.values():
                 pl.clear_pending()
-        refs = {p: t / counted[p] for p, t in total.items()}
         self.set_reference(refs)
         return {p: r.clone() for p, r in refs.items()}
 
@@ -409,84 +425,94 @@ class DWAM:
 
     @torch.no_grad()
     def step(self) -> bool:
-        """One DWAM update (spec §4.1 steps 1-5) from the spikes accumulated since the last one;
-        returns ``False`` (and does nothing) if nothing has been accumulated."""
-        if any(pl.sum_post is None or pl.sum_pre is None for pl in self._layers.values()):
+        """One DWAM update (spec §4.1 steps 1-5) of every plastic layer from the spikes
+        accumulated since the last one; returns ``False`` (and does nothing) if some layer has
+        accumulated nothing."""
+        layers = list(self._layers.values())
+        if any(pl.seen_post == 0 or pl.seen_pre == 0 for pl in layers):
             return False
-        for pl in self._layers.values():
-            self._update(pl)
+        assert self._c_post is not None and self._sum_post is not None
+        assert self._theta_m is not None
+        first = self._updates == 0 or self.tau_c == 1.0
+        # 1. rates (EMA seeded with the first observation; tau_c = 1: c = s)
+        for pl in layers:
+            assert pl.c_pre is not None and pl.sum_pre is not None
+            if first:
+                torch.div(pl.sum_pre, pl.count_pre, out=pl.c_pre)
+            else:
+                pl.c_pre.lerp_(pl.sum_pre.div_(pl.count_pre), 1.0 / self.tau_c)
+        counts = {pl.count_post for pl in layers}
+        if len(counts) == 1:
+            s_post = self._sum_post.div_(counts.pop())
+        else:
+            for pl in layers:
+                assert pl.sum_post is not None
+                pl.sum_post.div_(pl.count_post)
+            s_post = self._sum_post
+        if first:
+            self._c_post.copy_(s_post)
+        else:
+            self._c_post.lerp_(s_post, 1.0 / self.tau_c)
+        for pl in layers:
+            pl.clear_pending()
+        c = self._c_post
+        self._push_window(c)
+        # 3. sliding threshold towards c²/c_ref
+        self._theta_m.lerp_(c * c * self._inv_ref, 1.0 / self.tau_theta)
+        if self._updates < self.window:  # 2. CV := 0 until the window is full: gate closed
+            self._gate = None
+            return True
+        # 2.+4. gate g = clip(ζ·CV, 0, 1) = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), CV over the
+        # last W updates (temporal, per neuron, population std; 0 where the mean is 0)
+        assert self._win_sum is not None and self._win_sq is not None
+        z2 = self.zeta * self.zeta
+        ratio = torch.div(self._win_sq, self._win_sum * self._win_sum)
+        gate = ratio.mul_(z2 * self.window).sub_(z2).clamp_(0.0, 1.0).sqrt_().nan_to_num_(0.0)
+        self._gate = gate.to(c.dtype)
+        if not self.adapt:
+            return True
+        # φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)  (spec §2.1)
+        phi = (c - self._theta_m).mul_(c).mul_(self._gate)
+        # 5. weight update on the working copies: W += sign·η·φ ⊗ c_pre
+        for pl in layers:
+            assert pl.weight is not None and pl.c_pre is not None
+            pl.weight.baddbmm_(
+                phi[:, pl.cols].unsqueeze(2), pl.c_pre.unsqueeze(1), alpha=self.sign * self.eta
+            )
+            if self.clip_sign:
+                initial = pl.start if pl.start is not None else pl.trained.detach()
+                pl.weight.masked_fill_(pl.weight * initial < 0, 0.0)
+            if self.w_range is not None:
+                pl.weight.clamp_(*self.w_range)
+            if self._updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
+                raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
         return True
 
-    def _update(self, pl: _Plastic) -> None:
-        assert pl.sum_pre is not None and pl.sum_post is not None
-        assert pl.c_pre is not None and pl.c_post is not None and pl.weight is not None
-        assert pl.theta_m is not None and pl.window is not None
-        # 1. rates (EMA seeded with the first observation; tau_c = 1: c = s)
-        if pl.updates == 0 or self.tau_c == 1.0:
-            torch.div(pl.sum_pre, pl.count_pre, out=pl.c_pre)
-            torch.div(pl.sum_post, pl.count_post, out=pl.c_post)
-        else:
-            pl.c_pre.lerp_(pl.sum_pre.div_(pl.count_pre), 1.0 / self.tau_c)
-            pl.c_post.lerp_(pl.sum_post.div_(pl.count_post), 1.0 / self.tau_c)
-        pl.clear_pending()
-        c = pl.c_post
-        self._push_window(pl, c)
-        # 3. sliding threshold towards c²/c_ref
-        pl.theta_m.lerp_(c * c * pl.inv_ref, 1.0 / self.tau_theta)
-        if pl.updates < self.window:  # 2. CV := 0 until the window is full: gate closed, φ = 0
-            pl.gate = None
-            return
-        # 2. CV over the last W updates (temporal, per neuron, population std; 0 where mean = 0)
-        assert pl.win_sum is not None and pl.win_sq is not None
-        mean = pl.win_sum / self.window
-        var = (pl.win_sq / self.window).sub_(mean * mean).clamp_min_(0.0)
-        cv = var.sqrt_().div_(mean).nan_to_num_(0.0, posinf=0.0).to(c.dtype)
-        # 4. gate; φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)
-        pl.gate = cv.mul_(self.zeta).clamp_(0.0, 1.0)
-        if not self.adapt:
-            return
-        phi = (c - pl.theta_m).mul_(c).mul_(pl.gate)
-        # 5. weight update on the working copies: W += sign·η·φ ⊗ c_pre
-        pl.weight.baddbmm_(phi.unsqueeze(2), pl.c_pre.unsqueeze(1), alpha=self.sign * self.eta)
-        if self.clip_sign:
-            initial = pl.start if pl.start is not None else pl.trained.detach()
-            pl.weight.masked_fill_(pl.weight * initial < 0, 0.0)
-        if self.w_range is not None:
-            pl.weight.clamp_(*self.w_range)
-        if pl.updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
-            raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
-
-    def _push_window(self, pl: _Plastic, c: Tensor) -> None:
+    def _push_window(self, c: Tensor) -> None:
         """Write ``c`` into the CV ring buffer, keeping float64 running sums of the window and
         of its squares (recomputed from the buffer every ``W`` updates, so rounding cannot
         accumulate)."""
-        assert pl.window is not None and pl.win_sum is not None and pl.win_sq is not None
-        slot = pl.updates % self.window
-        old, new = pl.window[slot].double(), c.double()
-        pl.win_sum.add_(new).sub_(old)
-        pl.win_sq.addcmul_(new, new).addcmul_(old, old, value=-1.0)
-        pl.window[slot].copy_(c)
-        pl.updates += 1
-        if pl.updates % self.window == 0:
-            self._recompute_window_sums(pl)
+        assert self._window is not None and self._win_sum is not None
+        assert self._win_sq is not None
+        old = self._window[self._updates % self.window]
+        new = c.double()
+        self._win_sum.add_(new).sub_(old)
+        self._win_sq.addcmul_(new, new).addcmul_(old, old, value=-1.0)
+        old.copy_(new)
+        self._updates += 1
+        if self._updates % self.window == 0:
+            self._recompute_window_sums()
 
-    @staticmethod
-    def _recompute_window_sums(pl: _Plastic) -> None:
-        assert pl.window is not None
-        w = pl.window.double()
-        pl.win_sum = w.sum(0)
-        pl.win_sq = (w * w).sum(0)
+    def _recompute_window_sums(self) -> None:
+        assert self._window is not None
+        self._win_sum = self._window.sum(0)
+        self._win_sq = (self._window * self._window).sum(0)
 
     @torch.no_grad()
     def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:
         """The model on ``x_seq`` with the working weights substituted (``working``; else the
         trained ones); accumulates the pre- and post-synaptic sums (over the batch too when
-        ``shared``).
-
-        A plain ``nn.Linear`` with one shared working copy gets it by a temporary swap of its
-        weight's ``.data`` (restored in ``finally``; the trained values are never written);
-        subclasses, parametrised layers and per-sample copies are recomputed by a forward hook.
-        """
+        ``shared``). See the module docstring for how the weights are substituted."""
         t = x_seq.shape[0]
         shared = shared or not self.per_sample
         handles, swapped = [], []
@@ -521,8 +547,34 @@ class DWAM:
             for param, data in swapped:
                 param.data = data
 
+    def _collect(self, pl: _Plastic, side: str, values: Tensor, t: int, shared: bool) -> None:
+        """Add ``values [T, B, N]`` summed over steps (and over the batch when ``shared``) to the
+        layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``."""
+        flat = values.reshape(-1, values.shape[-1]) if shared else values
+        if self._recording is not None:  # record_reference: totals per neuron, post side only
+            if side == "post":
+                entry = self._recording[pl.path]
+                entry[0] = entry[0] + flat.sum(0).reshape(-1).to(self._c_ref.dtype)
+                entry[1] += t * values.shape[1]
+            return
+        pending = pl.sum_pre if side == "pre" else pl.sum_post
+        assert pending is not None
+        if flat.dtype != pending.dtype:
+            flat = flat.to(pending.dtype)
+        if (pl.seen_pre if side == "pre" else pl.seen_post) == 0:
+            torch.sum(flat, 0, keepdim=shared, out=pending)
+        else:
+            pending.add_(flat.sum(0, keepdim=shared))
+        count = t * (values.shape[1] if shared else 1)
+        if side == "pre":
+            pl.seen_pre += t
+            pl.count_pre += count
+        else:
+            pl.seen_post += t
+            pl.count_post += count
+
     def _synapse_hook(self, pl: _Plastic, weight: Tensor | None, t: int, shared: bool) -> Any:
-        """Accumulates the layer's input; with ``weight`` ``[S, N_out, N_in]`` (a forward hook)
+        """Collects the layer's input; with ``weight`` ``[S, N_out, N_in]`` (a forward hook)
         also returns the layer recomputed with it, else (a pre-hook) leaves the call alone."""
 
         def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor | None = None) -> Any:
@@ -534,16 +586,15 @@ class DWAM:
                     f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
                 )
             x3 = x.reshape(t, -1, n_in)
-            _accumulate(pl, "pre", x3, t, shared)
+            self._collect(pl, "pre", x3, t, shared)
             if weight is None:
                 return None
             w = weight.to(x.dtype)
             if w.shape[0] == 1:
                 return F.linear(x, w[0], module.bias)
-            y = torch.bmm(x3.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1)
-            if module.bias is not None:
-                y = y + module.bias
-            return y.reshape(*x.shape[:-1], w.shape[1])
+            xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
+            y = torch.bmm(xb, wt) if module.bias is None else torch.baddbmm(module.bias, xb, wt)
+            return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
         return hook
 
@@ -585,7 +636,7 @@ class DWAM:
                         f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                         f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                     )
-                _accumulate(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
+                self._collect(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
             return spikes
 
         return hook
@@ -612,7 +663,7 @@ class DWAM:
                 pl.clear_pending()
             return
         streams = None if self.per_sample else 1
-        starts = {p: None for p in self._layers} if weights is None else dict(weights)
+        starts = dict.fromkeys(self._layers) if weights is None else dict(weights)
         if set(starts) != set(self._layers):
             raise ValueError(
                 f"reset(weights=...) needs exactly the plastic layers {sorted(self._layers)}, got "
@@ -647,73 +698,81 @@ class DWAM:
         self._streams = streams
         self._allocate()
 
-    def _live(self, name: str) -> dict[str, Tensor]:
-        """``{layer: state tensor}`` without the stream dimension when the batch is shared."""
+    def _require_streams(self) -> None:
         if self._streams is None:
             raise RuntimeError(
                 "per_sample DWAM has no streams yet: call it on a batch first (the batch size "
                 "fixes the number of independent streams)"
             )
-        out = {}
-        for p, pl in self._layers.items():
-            value = getattr(pl, name)
-            out[p] = value if self.per_sample else value.squeeze(-3 if name == "weight" else 0)
-        return out
+
+    def _shown(self, value: Tensor) -> Tensor:
+        """Drop the stream dimension (first) when the batch shares the weights."""
+        return value if self.per_sample else value[0]
 
     @property
     def weights(self) -> dict[str, Tensor]:
         """The working weights ``{layer: [N_out, N_in]}`` (``[B, N_out, N_in]`` per sample;
         live tensors; do not write)."""
-        return self._live("weight")
+        self._require_streams()
+        return {p: self._shown(pl.weight) for p, pl in self._layers.items()}  # type: ignore[arg-type]
 
     def rates(self) -> dict[str, Tensor]:
         """The post-synaptic rate estimates ``c`` ``{layer: [N_out]}`` (``[B, N_out]``)."""
-        return {p: v.clone() for p, v in self._live("c_post").items()}
+        self._require_streams()
+        assert self._c_post is not None
+        return {p: self._shown(self._c_post[:, pl.cols]).clone() for p, pl in self._layers.items()}
 
     def gates(self) -> dict[str, Tensor]:
         """The gate ``g = clip(ζ·CV, 0, 1)`` of the last update ``{layer: [N_out]}``
         (``[B, N_out]``; zeros while the window is not full)."""
-        rates = self._live("c_post")
-        return {
-            p: (pl.gate.squeeze(0) if not self.per_sample else pl.gate).clone()
-            if pl.gate is not None
-            else torch.zeros_like(rates[p])
-            for p, pl in self._layers.items()
-        }
+        self._require_streams()
+        assert self._c_post is not None
+        gate = self._gate if self._gate is not None else torch.zeros_like(self._c_post)
+        return {p: self._shown(gate[:, pl.cols]).clone() for p, pl in self._layers.items()}
 
     def weight_change(self) -> dict[str, Any]:
         """``‖W − W_0‖_F / ‖W_0‖_F`` per layer (spec §6.4): a float, or a ``[B]`` tensor per
         sample."""
+        self._require_streams()
         out: dict[str, Any] = {}
-        for p, w in self._live("weight").items():
-            pl = self._layers[p]
-            w0 = pl.start if pl.start is not None else pl.trained.detach()
-            rel = (w - w0).flatten(-2).norm(dim=-1) / w0.flatten(-2).norm(dim=-1).clamp_min(1e-12)
-            out[p] = rel if self.per_sample else float(rel)
+        for p, pl in self._layers.items():
+            assert pl.weight is not None
+            w0 = pl.start if pl.start is not None else pl.trained.detach().unsqueeze(0)
+            norm0 = w0.flatten(-2).norm(dim=-1).clamp_min(1e-12)
+            rel = (pl.weight - w0).flatten(-2).norm(dim=-1) / norm0
+            out[p] = rel if self.per_sample else float(rel[0])
         return out
+
+    def _field(self, pl: _Plastic, name: str) -> Tensor:
+        """A layer's state tensor with the stream dimension first (``window``: second)."""
+        if name == "c_ref":
+            return self._c_ref[pl.cols]
+        self._require_streams()
+        if name in ("weight", "c_pre"):
+            return getattr(pl, name)
+        flat = {"c_post": self._c_post, "theta_m": self._theta_m, "window": self._window}[name]
+        assert flat is not None
+        return flat[..., pl.cols]
 
     def state_dict(self) -> dict[str, Any]:
         """DWAM's own state (not the model's): per layer ``{layer}.{weight, c_pre, c_post,
         theta_m, window, c_ref}`` tensors (shapes as the read-outs; ``window`` ``[W, N_out]``
-        or ``[W, B, N_out]``) and ``{layer}.updates``, plus ``episode_seed`` and
-        ``has_reference``. Pending spike counts and streamed neuron state are not saved (save
-        at an update boundary)."""
+        or ``[W, B, N_out]``, in the weights' dtype) and ``{layer}.updates``, plus
+        ``episode_seed`` and ``has_reference``. Pending spike counts and streamed neuron state
+        are not saved (save at an update boundary)."""
         sd: dict[str, Any] = {"episode_seed": self.episode_seed, "has_reference": self._has_ref}
         for p, pl in self._layers.items():
             for name in _STATE_FIELDS:
-                sd[f"{p}.{name}"] = self._export(pl, name)
-            sd[f"{p}.updates"] = pl.updates
+                value = self._field(pl, name)
+                if name == "window":
+                    value = value.to(pl.trained.dtype)
+                    sd[f"{p}.{name}"] = (value if self.per_sample else value[:, 0]).clone()
+                elif name == "c_ref":
+                    sd[f"{p}.{name}"] = value.clone()
+                else:
+                    sd[f"{p}.{name}"] = self._shown(value).clone()
+            sd[f"{p}.updates"] = self._updates
         return sd
-
-    def _export(self, pl: _Plastic, name: str) -> Tensor:
-        value = getattr(pl, name)
-        if name == "c_ref":
-            return value.clone()
-        if value is None:
-            raise RuntimeError("per_sample DWAM has no streams yet: call it on a batch first")
-        if not self.per_sample:
-            value = value.squeeze(1 if name == "window" else 0)
-        return value.clone()
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (same layers and shapes; raises a ``KeyError`` /
@@ -731,6 +790,9 @@ class DWAM:
         if self.per_sample:
             first = state_dict[f"{next(iter(self._layers))}.weight"]
             streams = first.shape[0] if isinstance(first, Tensor) and first.dim() == 3 else -1
+        updates = {int(state_dict[f"{p}.updates"]) for p in self._layers}
+        if len(updates) != 1:
+            raise ValueError(f"the layers' update counts differ: {sorted(updates)}")
         for p, pl in self._layers.items():
             n_out, n_in = pl.trained.shape
             shapes = {
@@ -759,9 +821,9 @@ class DWAM:
                 value = state_dict[f"{p}.{name}"]
                 if not self.per_sample:
                     value = value.unsqueeze(1 if name == "window" else 0)
-                getattr(pl, name).copy_(value)
-            pl.updates = int(state_dict[f"{p}.updates"])
-            self._recompute_window_sums(pl)
+                self._field(pl, name).copy_(value)
+        self._updates = updates.pop()
+        self._recompute_window_sums()
         self.episode_seed = state_dict["episode_seed"]
         self._has_ref = bool(state_dict["has_reference"])
         self._neuron_state = {}
@@ -773,19 +835,6 @@ class DWAM:
             f"window={self.window}, tau_c={self.tau_c}, update_every={self.update_every}, "
             f"per_sample={self.per_sample})"
         )
-
-
-def _accumulate(pl: _Plastic, side: str, values: Tensor, t: int, shared: bool) -> None:
-    """Add ``values [T, B, N]`` summed over steps (and over the batch when ``shared``) to the
-    pending ``pl.sum_{side}`` ``[S, N]``."""
-    total = values.sum((0, 1)).unsqueeze(0) if shared else values.sum(0)
-    total = total.to(pl.c_ref.dtype)
-    pending = getattr(pl, f"sum_{side}")
-    setattr(pl, f"sum_{side}", total if pending is None else pending.add_(total))
-    setattr(pl, f"seen_{side}", getattr(pl, f"seen_{side}") + t)
-    setattr(
-        pl, f"count_{side}", getattr(pl, f"count_{side}") + t * (values.shape[1] if shared else 1)
-    )
 
 
 def _as_paths(layers: Sequence[str]) -> list[str]:
