@@ -174,6 +174,7 @@ def _c_ref(record: dict) -> dict[str, torch.Tensor]:
 
 def _tune_unit(out: str, task: str, k: int, settings: Settings, hosts: dict) -> dict:
     torch.set_num_threads(1)
+    start = time.perf_counter()
     params = settings.params(k)
     condition = Degradation.parse(settings.validation)
     seeds = _seeds(VALIDATION_SEED, settings.episodes)
@@ -194,6 +195,7 @@ def _tune_unit(out: str, task: str, k: int, settings: Settings, hosts: dict) -> 
         "params": asdict(params),
         "mean_return": float(np.mean(returns)),
         "mean_rate_deviation": float(np.mean(deviations)),
+        "unit_seconds": time.perf_counter() - start,
     }
 
 
@@ -208,6 +210,7 @@ def _eval_unit(
     params: dict,
 ) -> dict:
     torch.set_num_threads(1)
+    start = time.perf_counter()
     host = load_trained_host(Path(out) / "hosts" / f"{record['host']}.pt", family)
     c_ref = _c_ref(record)
     dwam_params = DWAMParams(**params)
@@ -217,7 +220,13 @@ def _eval_unit(
         arm: run_condition(host, degradation, seeds, dwam_params, c_ref, adapt=arm == "dwam")
         for arm in ("control", "dwam")
     }
-    return {"task": task, "family": family, "host": seed, "condition": degradation.label} | arms
+    return {
+        "task": task,
+        "family": family,
+        "host": seed,
+        "condition": degradation.label,
+        "unit_seconds": time.perf_counter() - start,
+    } | arms
 
 
 # -- driver ---------------------------------------------------------------------------------
