@@ -80,6 +80,12 @@ def reproduce_dwam(settings: Settings, out: str | Path, jobs: int = 1) -> str:
         name: {k: v for k, v in record.items() if k not in ("c_ref", "settings_key")}
         for name, record in result["hosts"].items()
     }
+    for unit in result["units"].values():  # acceptance (spec §6.1): nominal return, no DWAM
+        if unit["condition"] == "nominal":
+            name = f"{unit['task']}-{unit['family']}-s{unit['host']}"
+            returns = unit["control"]["returns"]
+            hosts[name]["nominal_return"] = sum(returns) / len(returns)
+            hosts[name]["nominal_episodes"] = len(returns)
     folder.write_json(
         "dwam.json",
         {
