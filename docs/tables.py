@@ -985,6 +985,187 @@ def _imp_headline() -> str:
     )
 
 
+# --- DWAM (docs/control.md, README) --------------------------------------------------------------
+
+DWAM_TASKS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
+DWAM_ACCEPT = {"cartpole": 475.0, "pendulum": -200.0}
+VERDICT_SHORT = {"helps": "helps", "hurts": "hurts", "none": "none", "no detectable effect": "-"}
+
+
+def _dwam_cell(row: dict) -> str:
+    lo, hi = row["difference_ci"]
+    if row["verdict"] == "none":
+        return "0 (identical)"
+    return f"{row['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] {VERDICT_SHORT[row['verdict']]}"
+
+
+def _dwam_verdicts(rows: dict) -> str:
+    counts: dict[str, int] = {}
+    for row in rows.values():
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    order = ("helps", "hurts", "no detectable effect", "none")
+    return ", ".join(f"{v} {counts[v]}" for v in order if v in counts)
+
+
+@table("dwam-readme")
+def dwam_readme() -> str:
+    d = load("dwam")
+    summary = d["summary"]
+    tasks = [t for t in DWAM_TASKS if t in summary]
+    conditions = list(summary[tasks[0]]["lif"])
+    rows = []
+    for c in conditions:
+        rows.append([c] + [_dwam_cell(summary[t]["lif"][c]) for t in tasks])
+    hosts = d["settings"]["hosts"]
+    episodes = d["settings"]["episodes"]
+    text = md(["degradation"] + [f"{DWAM_TASKS[t]}: DWAM − no DWAM" for t in tasks], rows)
+    adaptive = "; ".join(
+        f"{DWAM_TASKS[t]} {_dwam_verdicts(summary[t]['adaptive'])}"
+        for t in tasks
+        if "adaptive" in summary[t]
+    )
+    return (
+        f"{text}\n\nLIF hosts, mean return difference over {hosts} hosts x {episodes} paired "
+        f"episodes [bootstrap 95 % CI]; '-': no detectable effect. Adaptive-threshold hosts "
+        f"(verdicts over the {len(conditions)} conditions): {adaptive}."
+    )
+
+
+@table("dwam-hosts")
+def dwam_hosts() -> str:
+    d = load("dwam")
+    rows = []
+    for name, h in sorted(d["hosts"].items()):
+        task = name.split("-")[0]
+        ok = h["nominal_return"] >= DWAM_ACCEPT[task]
+        rows.append(
+            [
+                name,
+                f"{h['nominal_return']:.1f}",
+                f">= {DWAM_ACCEPT[task]:g}: {'yes' if ok else 'NO'}",
+                f"{h['train_seconds']:.0f}",
+            ]
+        )
+    return md(["host", "nominal return (20 episodes, no DWAM)", "accepted", "training s"], rows)
+
+
+@table("dwam-study")
+def dwam_study() -> str:
+    d = load("dwam")
+    parts = []
+    for task, families in d["summary"].items():
+        for family, rows in families.items():
+            body = []
+            for c, row in rows.items():
+                dev = [
+                    f"{row['control'][p]['rate_deviation']:.2f} -> "
+                    f"{row['dwam'][p]['rate_deviation']:.2f}"
+                    for p in ("fc1", "fc2")
+                ]
+                silent = [
+                    f"{pct(row['control'][p]['silent'], 0)} -> {pct(row['dwam'][p]['silent'], 0)}"
+                    for p in ("fc1", "fc2")
+                ]
+                body.append(
+                    [
+                        c,
+                        f"{row['control']['return']:.1f}",
+                        f"{row['dwam']['return']:.1f}",
+                        _dwam_cell(row),
+                        " / ".join(dev),
+                        " / ".join(silent),
+                        " / ".join(f"{row['dwam'][p]['drift']:.3f}" for p in ("fc1", "fc2")),
+                    ]
+                )
+            parts.append(
+                f"**{DWAM_TASKS[task]}, {family} hosts**\n\n"
+                + md(
+                    [
+                        "condition",
+                        "return, no DWAM",
+                        "return, DWAM",
+                        "difference [95 % CI], verdict",
+                        "rate deviation fc1 / fc2 (no DWAM -> DWAM)",
+                        "silent % fc1 / fc2",
+                        "weight drift fc1 / fc2",
+                    ],
+                    body,
+                )
+            )
+    return "\n\n".join(parts)
+
+
+@table("dwam-tuning")
+def dwam_tuning() -> str:
+    d = load("dwam")
+    rows = []
+    for task, results in d["tuning"].items():
+        chosen = d["chosen"][task]
+        for r in sorted(results, key=lambda r: r["k"]):
+            p = r["params"]
+            mark = " (frozen)" if p == chosen else ""
+            rows.append(
+                [
+                    DWAM_TASKS[task] + mark,
+                    p["eta"],
+                    p["window"],
+                    p["tau_theta"],
+                    p["tau_c"],
+                    f"{r['mean_return']:.1f}",
+                    f"{r['mean_rate_deviation']:.3f}",
+                ]
+            )
+    validation = d["settings"]["validation"]
+    return md(["task", "η", "W", "τ_θ", "τ_c", f"return on {validation}", "rate deviation"], rows)
+
+
+@table("dwam-cost")
+def dwam_cost() -> str:
+    d = load("bench-dwam-cost")
+    rows = [
+        [
+            r["task"],
+            r["family"],
+            r["batch"],
+            r["phase"],
+            r["threads"],
+            f"{r['us_per_step']['host']:.0f}",
+            f"{r['us_per_step']['dwam']:.0f}",
+            f"{r['ratio']:.2f}x",
+        ]
+        for r in d["rows"]
+    ]
+    w = d["worst"]
+    return (
+        md(["task", "host", "B", "phase", "threads", "host µs", "DWAM µs", "ratio"], rows)
+        + f"\n\nWorst ratio {w['ratio']:.2f}x (target {d['target_ratio']}x) at {w['task']}, "
+        f"{w['family']}, B = {w['batch']}, {w['phase']}; CPU: {d['cpu']}, torch {d['torch']}, "
+        f"{d['load_before']} before the run."
+    )
+
+
+def _dwam_headline() -> str:
+    d = load("dwam")
+    summary = d["summary"]
+    accepted = sum(
+        h["nominal_return"] >= DWAM_ACCEPT[name.split("-")[0]] for name, h in d["hosts"].items()
+    )
+    counts: dict[str, int] = {}
+    for families in summary.values():
+        for rows in families.values():
+            for c, row in rows.items():
+                if c != "nominal":
+                    counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    cost = load("bench-dwam-cost")["worst"]["ratio"]
+    return (
+        f"{accepted}/{len(d['hosts'])} hosts at nominal return; DWAM vs none over "
+        f"{sum(counts.values())} task x host family x degradation cells: helps "
+        f"{counts.get('helps', 0)}, hurts {counts.get('hurts', 0)}, no detectable effect "
+        f"{counts.get('no detectable effect', 0) + counts.get('none', 0)}; cost {cost:.2f}x "
+        "the host per step (worst)"
+    )
+
+
 def _universal_headline() -> str:
     d = load("universal")
     built = d["constructions"]
