@@ -1126,21 +1126,26 @@ def dwam_cost() -> str:
         [
             r["task"],
             r["family"],
-            r["batch"],
+            f"{r['batch']}{' per sample' if r['per_sample'] else ''}",
             r["phase"],
             r["threads"],
             f"{r['us_per_step']['host']:.0f}",
             f"{r['us_per_step']['dwam']:.0f}",
             f"{r['ratio']:.2f}x",
+            f"{r['ratio_with_env']:.2f}x",
         ]
         for r in d["rows"]
     ]
     w = d["worst"]
     return (
-        md(["task", "host", "B", "phase", "threads", "host µs", "DWAM µs", "ratio"], rows)
+        md(
+            ["task", "host", "B", "phase", "threads", "host µs", "DWAM µs", "ratio", "with env"],
+            rows,
+        )
         + f"\n\nWorst ratio {w['ratio']:.2f}x (target {d['target_ratio']}x) at {w['task']}, "
-        f"{w['family']}, B = {w['batch']}, {w['phase']}; CPU: {d['cpu']}, torch {d['torch']}, "
-        f"{d['load_before']} before the run."
+        f"{w['family']}, B = {w['batch']}{' per sample' if w['per_sample'] else ''}, "
+        f"{w['phase']}; with the environments' own steps at most {w['ratio_with_env']:.2f}x. "
+        f"CPU: {d['cpu']}, torch {d['torch']}, {d['load_before']} before the run."
     )
 
 

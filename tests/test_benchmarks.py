@@ -156,3 +156,23 @@ def test_conversion_benchmark_writes_its_json(tmp_path: Path) -> None:
     (row,) = report["timing"]
     assert set(row["ms_per_image"]) == {"qcfs-ann", "pascal", "if-snn"}
     assert row["ratio"]["if-snn/pascal"] > 0
+
+
+def test_dwam_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
+    from spikeforge.io import code_version
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        bench = importlib.import_module("dwam_cost")
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "bench.json"
+    argv = ["--steps", "5", "--repeats", "1", "--tasks", "pendulum", "--json", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["code_version"] == code_version() and report["cpu"]
+    assert len(report["rows"]) == 2 * 3 * 2  # families x (batch, per_sample) x phases
+    for row in report["rows"]:
+        assert row["ratio"] > 0 and row["ratio_with_env"] > 0
+        assert set(row["us_per_step"]) == {"host", "dwam", "env"}
+    assert report["worst"]["ratio"] == max(r["ratio"] for r in report["rows"])
