@@ -37,6 +37,8 @@ def test_hardware_sweeps_on_a_small_mnist_subset(tmp_path) -> None:
     control = saved["control"]  # the exact network fine-tuned with the same settings
     assert control["before"]["accuracy"] == saved["exact"]["accuracy"]
     assert control["hardware"] == Hardware().as_dict()
+    ops = saved["operation_counts"]  # the exact network's operation and energy table
+    assert ops["samples"] == 200 and 0 < ops["synaptic_ops"] < ops["relu_macs"]
     for kind, points in saved["sweeps"].items():
         (p,) = points
         for key in ("before", "after"):

@@ -65,6 +65,7 @@ def check_exact(model: nn.Module, x: torch.Tensor, neuron: str, input_range=(0.0
         out = net.run(x)
         sim = simulate(net, x)
         fast = engine.simulate(net, x)
+        scanned = engine.simulate(net, x, always_scan=True)  # every alpha1 neuron time-ordered
     violations = net.window_violations(out.hidden_times)
     assert violations == [0] * net.windows.num_hidden, f"held-out window violations {violations}"
     assert sim.early_spikes == [0] * net.windows.num_hidden
@@ -72,6 +73,8 @@ def check_exact(model: nn.Module, x: torch.Tensor, neuron: str, input_range=(0.0
     assert max_abs_difference(out.logits, reference) < TOL
     assert max_abs_difference(fast.logits, out.logits) < ENGINE_TOL
     assert max_abs_difference(fast.hidden_times, out.hidden_times) < ENGINE_TOL
+    assert max_abs_difference(scanned.logits, out.logits) < ENGINE_TOL
+    assert max_abs_difference(scanned.hidden_times, out.hidden_times) < ENGINE_TOL
     assert max_abs_difference(sim.logits, out.logits) < TOL
     assert max_abs_difference(sim.hidden_times, out.hidden_times) < TOL
     # each hidden layer encodes the canonical ReLU network's activations: x = t_max - t

@@ -48,6 +48,7 @@ from spikeforge.metrics import accuracy, predictions_in_batches
 from spikeforge.models import fc2
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, train_classifier
+from spikeforge.ttfs.counts import counts
 from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
 from spikeforge.ttfs.hardware import Hardware
 from spikeforge.ttfs.mapping import from_relu
@@ -223,6 +224,8 @@ def run_hardware_sweeps(
         "weight_range": list(weight_range),
         "relu_accuracy": relu_accuracy,
         "exact": exact.as_dict() | {"window_widths": base.windows.widths.tolist()},
+        # spikes, synaptic operations and energy of the exact network (spikeforge.ttfs.counts)
+        "operation_counts": counts(base, x_test).as_dict(),
         "max_activations": base.mapping.max_activations if base.mapping else None,
         "conventions": (
             "accuracy: mean and sample std over noise draws (same seeded draws before and "
