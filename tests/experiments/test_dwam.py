@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from spikeforge.cli import main
@@ -19,15 +17,7 @@ from spikeforge.experiments.dwam.runs import Settings, run_dwam
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def quick_report(tmp_path_factory, one_thread) -> Path:
+def quick_report(tmp_path_factory, torch_one_thread) -> Path:
     out = tmp_path_factory.mktemp("dwam")
     assert main(["reproduce", "dwam", "--quick", "--jobs", "1", "--out", str(out)]) == 0
     return out

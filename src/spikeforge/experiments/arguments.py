@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-__all__ = ["add_dataset_args", "comma_list", "positive_int"]
+__all__ = ["add_dataset_args", "add_jobs_arg", "comma_list", "positive_int"]
 
 
 def comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
@@ -33,6 +33,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def add_jobs_arg(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N`` (default 2): units in N worker processes, one torch thread each."""
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=2,
+        help="units run in parallel worker processes, one torch thread each (2)",
+    )
 
 
 def add_dataset_args(parser: argparse.ArgumentParser, name: str) -> None:

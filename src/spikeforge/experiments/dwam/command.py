@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from spikeforge.experiments.arguments import comma_list, positive_int
+from spikeforge.experiments.arguments import add_jobs_arg, comma_list, positive_int
 from spikeforge.experiments.dwam.report import format_tables, plot_transients, summarise
 from spikeforge.experiments.dwam.runs import FAMILIES, TASKS, Settings, run_dwam
 from spikeforge.experiments.registry import Command
@@ -44,12 +44,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--hosts", type=positive_int, default=None, help="host seeds per task (3)")
     parser.add_argument("--episodes", type=positive_int, default=None, help="per condition (20)")
-    parser.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=2,
-        help="units run in parallel worker processes, one torch thread each (2)",
-    )
+    add_jobs_arg(parser)
     parser.add_argument(
         "--quick", action="store_true", help="tiny settings for a smoke run (not a result)"
     )

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from spikeforge.experiments.arguments import comma_list, positive_int
+from spikeforge.experiments.arguments import add_jobs_arg, comma_list, positive_int
 from spikeforge.experiments.files.report import format_summary, plot_confusion, summarise
 from spikeforge.experiments.files.runs import MODELS, Settings, run_files
 from spikeforge.experiments.registry import Command
@@ -43,12 +43,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train", type=positive_int, default=None, help="rows per unit")
     parser.add_argument("--max-test", type=positive_int, default=None, help="rows per unit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=2,
-        help="units run in parallel worker processes, one torch thread each (2)",
-    )
+    add_jobs_arg(parser)
     parser.add_argument(
         "--quick",
         action="store_true",
