@@ -12,7 +12,7 @@ from PIL import Image
 
 from spikeforge.cli import main
 from spikeforge.experiments.dwam.command import QUICK
-from spikeforge.experiments.dwam.report import bootstrap_ci, verdict
+from spikeforge.experiments.dwam.report import _smooth, bootstrap_ci, verdict
 from spikeforge.experiments.dwam.runs import Settings, run_dwam
 
 
@@ -90,3 +90,4 @@ def test_bootstrap_and_verdicts() -> None:
     mixed = rng.normal(0.0, 1.0, 60)
     assert verdict(mixed, bootstrap_ci(mixed)) == "no detectable effect"
     assert verdict(np.zeros(10), (0.0, 0.0)) == "none"
+    np.testing.assert_allclose(_smooth([1, 2, 3, 4, 5, 6], 3), [1, 1.5, 2, 3, 4, 5])

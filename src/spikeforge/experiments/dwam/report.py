@@ -14,6 +14,16 @@ __all__ = ["bootstrap_ci", "format_tables", "plot_transients", "summarise", "ver
 
 BOOTSTRAP = 2000
 ARMS = ("control", "dwam")
+SMOOTH = 10  # environment steps averaged in the transient plots
+
+
+def _smooth(values: list[float], n: int = SMOOTH) -> np.ndarray:
+    """Running mean over the last ``n`` values (fewer at the start)."""
+    x = np.asarray(values, dtype=np.float64)
+    c = np.cumsum(np.concatenate([[0.0], x]))
+    k = np.minimum(np.arange(1, len(x) + 1), n)
+    i = np.arange(1, len(x) + 1)
+    return (c[i] - c[i - k]) / k
 
 
 def bootstrap_ci(values: np.ndarray, seed: int = 0, n: int = BOOTSTRAP) -> tuple[float, float]:
@@ -155,7 +165,7 @@ def plot_transients(units: dict[str, dict], task: str, conditions: list[str]) ->
             for u in members:
                 for arm in ARMS:
                     ax.plot(
-                        u[arm]["trace"][key],
+                        _smooth(u[arm]["trace"][key]),
                         color=colors[arm],
                         lw=0.8,
                         alpha=0.8,
@@ -168,6 +178,9 @@ def plot_transients(units: dict[str, dict], task: str, conditions: list[str]) ->
             ax.set_xlabel("environment step")
             if col == 0 and row == 0:
                 ax.legend(fontsize=8)
-    fig.suptitle(f"{task}: adaptation transient (lif hosts; dashed: nominal rates)")
+    fig.suptitle(
+        f"{task}: adaptation transient (lif hosts, {SMOOTH}-step running means; dashed: nominal "
+        "rates)"
+    )
     fig.tight_layout()
     return fig
