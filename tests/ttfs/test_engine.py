@@ -220,3 +220,16 @@ def test_network_simulate_selects_the_engine() -> None:
         assert max_abs_difference(net.simulate(x, engine=choice), closed) < 1e-9
     with pytest.raises(ValueError, match="engine must be"):
         net.simulate(x, engine="gpu")
+
+
+def test_unavailable_library_raises_and_auto_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = small_cnn(18)
+    x = inputs(6, 19)
+    net = from_relu(model, x)
+    monkeypatch.setattr(engine, "_MISSING", "the kernel source is missing (test)")
+    assert not engine.is_available()
+    with pytest.raises(RuntimeError, match="unavailable: the kernel source is missing"):
+        engine.simulate(net, x)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        net.simulate(x, engine="compiled")
+    assert max_abs_difference(net.simulate(x), net(x)) < 1e-9  # "auto": the Python simulator

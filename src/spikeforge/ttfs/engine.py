@@ -32,7 +32,13 @@ from torch import Tensor
 
 from spikeforge.core.kernels import KernelLibrary
 
-_SOURCE = (Path(__file__).with_name("csrc") / "ttfs_events.cpp").read_text()
+_SOURCE_PATH = Path(__file__).with_name("csrc") / "ttfs_events.cpp"
+try:
+    _SOURCE = _SOURCE_PATH.read_text()
+    _MISSING = ""
+except OSError as _exc:  # an installation without the package data
+    _SOURCE = ""
+    _MISSING = f"the kernel source {_SOURCE_PATH} is missing ({type(_exc).__name__})"
 _ABI = 4
 _MODES = {("b1", False): 0, ("alpha1", False): 1, ("b1", True): 2, ("alpha1", True): 3}
 
@@ -72,11 +78,13 @@ LIBRARY = KernelLibrary("ttfs_events", _SOURCE, _declare)
 
 def is_available() -> bool:
     """Whether the compiled engine is usable (builds it on the first call)."""
-    return LIBRARY.get() is not None
+    return not _MISSING and LIBRARY.get() is not None
 
 
 def unavailable_reason() -> str:
     """Why the compiled engine is unavailable (empty when it is available)."""
+    if _MISSING:
+        return _MISSING
     LIBRARY.get()
     return LIBRARY.reason
 
@@ -102,10 +110,9 @@ class EngineResult:
 
 
 def _library() -> Any:
-    lib = LIBRARY.get()
-    if lib is None:
-        raise RuntimeError(f"the compiled TTFS event engine is unavailable: {LIBRARY.reason}")
-    return lib
+    if not is_available():
+        raise RuntimeError(f"the compiled TTFS event engine is unavailable: {unavailable_reason()}")
+    return LIBRARY.get()
 
 
 def _f64(t: Tensor) -> Tensor:
