@@ -40,6 +40,18 @@ inline void axpy(double* __restrict d, const double* __restrict r, double a, int
   for (int64_t i = 0; i < n; ++i) d[i] += r[i] * a;
 }
 
+// Compensated (Kahan) d[i] += r[i] * a, minus the lost low-order part kept in c[i]: an alpha1
+// neuron's charge is exact to a few ulps whatever its fan-in (its currents reach 100 and its
+// threshold thousands, where plain summation loses ~1e-12 in the spike times).
+inline void axpy_comp(double* __restrict d, double* __restrict c, const double* __restrict r,
+                      double a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double y = r[i] * a - c[i], t = d[i] + y;
+    c[i] = (t - d[i]) - y;
+    d[i] = t;
+  }
+}
+
 // Output position reached from input coordinate i through kernel tap k (-1: none), for every
 // (i, k): i = o * stride - pad + k * dilation.
 std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t pad,
@@ -57,7 +69,7 @@ std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t 
 
 extern "C" {
 
-int ttfs_events_abi() { return 4; }
+int ttfs_events_abi() { return 5; }
 
 // Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
 // sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
@@ -147,12 +159,16 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
   const double inv_m = 1.0 / static_cast<double>(M);
   const bool a1 = mode == 1;
   // total input current of each neuron once every input has spiked (alpha1 firing phase)
-  std::vector<double> wsum(O, 0.0);
+  std::vector<double> wsum(O, 0.0), wsum_c(O, 0.0);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t o = 0; o < Og; ++o) wsum[g * Og + o] += wt[(g * Kg + k) * Og + o];
-  std::vector<double> wneg(a1 ? G * Kg * Og : 0);
+      axpy_comp(wsum.data() + g * Og, wsum_c.data() + g * Og, wt + (g * Kg + k) * Og, 1.0, Og);
+  for (int64_t o = 0; o < O; ++o) wsum[o] -= wsum_c[o];
+  std::vector<double> wneg(a1 ? G * Kg * Og : 0), neg(a1 ? O : 0);
   for (size_t i = 0; i < wneg.size(); ++i) wneg[i] = std::min(wt[i], 0.0);
+  for (int64_t g = 0; g < G && a1; ++g)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t o = 0; o < Og; ++o) neg[g * Og + o] -= wneg[(g * Kg + k) * Og + o];
   const std::vector<int64_t> to_h = tap_targets(H, kh, sh, ph, dh, Ho);
   const std::vector<int64_t> to_w = tap_targets(W, kw, sw, pw, dw, Wo);
   auto prm = [&](const double* base, int pp, int64_t o, int64_t p) {
@@ -163,7 +179,8 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
   {
     // per position p and output channel o: charge sum w x (acc), and for alpha1 the sums of
     // negative currents times x (neg_x) and of negative currents (neg), the latest input (lat)
-    std::vector<double> acc(P * O), neg_x(a1 ? P * O : 0), neg(a1 ? P * O : 0), lat(a1 ? P : 0);
+    std::vector<double> acc(P * O), acc_c(a1 ? P * O : 0), neg_x(a1 ? P * O : 0),
+        lat(a1 ? P : 0);
     std::vector<Event> ev(Kg * M + 1);
     std::vector<double> crossing(Og), sp(Og), ss(Og), sth(Og), sal(Og);
     std::vector<int64_t> idx(Og);
@@ -174,8 +191,8 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
       const double* xb = x + b * C * H * W * M;
       std::fill(acc.begin(), acc.end(), 0.0);
       if (a1) {
+        std::fill(acc_c.begin(), acc_c.end(), 0.0);
         std::fill(neg_x.begin(), neg_x.end(), 0.0);
-        std::fill(neg.begin(), neg.end(), 0.0);
         std::fill(lat.begin(), lat.end(), 0.0);
       }
       // 1. deliver every input spike (x > 0) to the neurons it reaches
@@ -198,10 +215,14 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                   if (wo < 0) continue;
                   const int64_t p = ho * Wo + wo;
                   const int64_t k = (cl * kh + ki) * kw + kj;
-                  axpy(acc.data() + p * O + g * Og, wg + k * Og, a, Og);
+                  if (a1) {  // large currents and thresholds: compensated charge
+                    axpy_comp(acc.data() + p * O + g * Og, acc_c.data() + p * O + g * Og,
+                              wg + k * Og, a, Og);
+                  } else {
+                    axpy(acc.data() + p * O + g * Og, wg + k * Og, a, Og);
+                  }
                   if (a1) {
                     axpy(neg_x.data() + p * O + g * Og, wng + k * Og, a, Og);
-                    axpy(neg.data() + p * O + g * Og, wng + k * Og, inv_m, Og);
                     lat[p] = std::max(lat[p], v);
                   }
                   n_syn += Og;
@@ -211,6 +232,8 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
           }
         }
       }
+      if (a1)
+        for (int64_t i = 0; i < P * O; ++i) acc[i] -= acc_c[i];
       // 2. every neuron's spike time (hidden) or potential (readout)
       for (int64_t p = 0; p < P; ++p) {
         const int64_t ho = p / Wo, wo = p % Wo;
@@ -241,8 +264,8 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
             continue;
           }
           // alpha1. Bound on V before t_min: V(u) = V(0) - alpha u - sum_j J_j min(x_j, u)
-          // <= V(0) + max_u [min(A, N u) - alpha u], A = sum_{J<0} |J| x, N = sum_{J<0} |J|
-          // over the input spikes. Neurons whose bound stays below theta cannot fire before
+          // <= V(0) + max_u [min(A, N u) - alpha u], A = sum_{J<0} |J| x over the input
+          // spikes, N = sum_{J<0} |J| over all inputs (at least that over the spikes). Neurons whose bound stays below theta cannot fire before
           // t_min; the others (all with always_scan, or when an input precedes the bias onset,
           // which the bound does not cover) are scanned in time order.
           const bool before_onset = lat[p] > width_prev;
@@ -250,9 +273,9 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
           for (int64_t o = 0; o < Og; ++o) {
             const double al = prm(alpha, alpha_pp, o0 + o, p);
             const double th = prm(param, param_pp, o0 + o, p);
-            crossing[o] = al * width_prev + accp[o];  // V(t_min), unless scanned
+            crossing[o] = al * width_prev + accp[o];  // V(t_min) (a crossing time if fired)
             fired[o] = 0;
-            const double big_a = -neg_x[p * O + o0 + o], big_n = -neg[p * O + o0 + o];
+            const double big_a = -neg_x[p * O + o0 + o], big_n = neg[o0 + o];
             double bound = crossing[o];
             if (al < 0.0) {
               bound += big_a - al * width_prev;
@@ -328,10 +351,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
               }
               u_start = u;
             }
-            for (int64_t i = 0; i < n_scan; ++i) {
-              if (!fired[idx[i]]) crossing[idx[i]] = sp[i];  // V(t_min) from the scan
-            }
-            scans += n_scan;
+            scans += n_scan;  // neurons that did not fire keep V(t_min) from step 1
           }
           (void)v_tmin;
           for (int64_t o = 0; o < Og; ++o) {
