@@ -487,3 +487,64 @@ def test_reset_with_per_episode_weights_and_control_arm(setup):
     torch.testing.assert_close(shared.weights["0"], w * 0.5)
     shared.set_reference(ref)
     assert torch.equal(shared.weights["0"], w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("per_sample", "tau_c", "adapt"),
+    [(False, 1.0, True), (True, 1.0, True), (True, 4.0, True), (False, 4.0, False)],
+)
+def test_compiled_update_is_bit_identical_to_the_torch_path(setup, dtype, per_sample, tau_c, adapt):
+    """The fused C++ update (backend="compiled") against the torch operations, every state
+    tensor and every output, through the gate opening and two window recomputations: bit for
+    bit in float32; in float64 torch's vectorised square root is not correctly rounded (the
+    kernel's is), so the gate may differ in the last bit."""
+    from spikeforge.homeostasis import dwam as dwam_module
+
+    if dwam_module._kernel() is None:
+        pytest.fail(f"the DWAM kernel is unavailable: {dwam_module._LIBRARY.reason}")
+    ref, _ = setup
+    ref = {k: v.to(dtype) for k, v in ref.items()}
+    kwargs = dict(
+        eta=0.02,
+        window=15,
+        tau_c=tau_c,
+        c_ref=ref,
+        per_sample=per_sample,
+        adapt=adapt,
+        stream_state=True,
+    )
+    nets = [make_net().to(dtype) for _ in range(2)]
+    for net in nets:
+        degrade(net, 0.7)
+    fast = DWAM(nets[0], ["0"], backend="compiled", **kwargs)
+    slow = DWAM(nets[1], ["0"], backend="torch", **kwargs)
+    g = torch.Generator().manual_seed(18)
+    exact = dtype == torch.float32
+    for _ in range(40):
+        x = spikes_in(g, T, 3).to(dtype)
+        out_fast, out_slow = fast(x), slow(x)
+        if exact:
+            assert torch.equal(out_fast, out_slow)
+    a, b = fast.state_dict(), slow.state_dict()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            if exact:
+                assert torch.equal(a[key], b[key]), key
+            else:
+                torch.testing.assert_close(a[key], b[key], rtol=1e-12, atol=1e-15, msg=key)
+        else:
+            assert a[key] == b[key], key
+    torch.testing.assert_close(
+        fast.gates()["0"], slow.gates()["0"], rtol=0 if exact else 1e-15, atol=0
+    )
+    if adapt:
+        assert float(torch.as_tensor(fast.weight_change()["0"]).min()) > 0  # the weights did move
+
+
+def test_backend_choice_and_errors():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DWAM(make_net(), ["0"], backend="cuda")
+    half = DWAM(make_net().half(), ["0"], c_ref=0.2, backend="compiled")
+    with pytest.raises(RuntimeError, match="CPU float32/float64"):
+        half(spikes_in(torch.Generator().manual_seed(0)).half())

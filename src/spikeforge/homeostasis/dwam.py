@@ -71,15 +71,18 @@ thresholds are ``[N_out]`` / ``[N_in]``, working weights ``[N_out, N_in]`` (with
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.core.kernels import KernelLibrary
 from spikeforge.core.neurons import IF, LIF, DecayLIF, MultiStep
 from spikeforge.homeostasis.adaptive_threshold import AdaptiveLIF
 
@@ -87,6 +90,33 @@ __all__ = ["DWAM", "UnsupportedLayerError"]
 
 NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
+BACKENDS = ("auto", "compiled", "torch")
+_SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
+_ABI = 1
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+    lib.dwam_abi.restype = ctypes.c_int
+    lib.dwam_update.argtypes = [*[i64] * 7, *[f64] * 6, *[p] * 8, i64, *[p] * 7]
+    lib.dwam_update.restype = None
+    if lib.dwam_abi() != _ABI:
+        raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
+
+
+try:
+    _SOURCE = _SOURCE_PATH.read_text()
+except OSError:  # an installation without the package data: the torch path runs
+    _SOURCE = ""
+_LIBRARY = KernelLibrary("dwam", _SOURCE, _declare)
+
+
+def _kernel() -> ctypes.CDLL | None:
+    """The compiled DWAM update (built and cached on first use), or ``None``."""
+    if not _SOURCE:
+        _LIBRARY.reason = f"the kernel source {_SOURCE_PATH} is missing"
+        return None
+    return _LIBRARY.get()
 
 
 class UnsupportedLayerError(TypeError):
@@ -165,6 +195,12 @@ class DWAM:
         per_sample: adapt every sample of the batch independently (its own working weights and
             state; the batch size is fixed from the first call after a reset).
         finite_check_every: check the working weights for NaN/inf every this many updates.
+        backend: ``"auto"`` runs each update as one call of a compiled C++ kernel on CPU
+            float32/float64 state when it can be built (:mod:`spikeforge.core.kernels`), else
+            the torch operations; ``"compiled"`` insists (raises if unavailable); ``"torch"``
+            never compiles. Both give bit-identical states in float32 (tested); in float64 the
+            gate's square root may differ in the last bit (torch's vectorised double square
+            root is not correctly rounded, the kernel's is).
     """
 
     def __init__(
@@ -188,6 +224,7 @@ class DWAM:
         adapt: bool = True,
         per_sample: bool = False,
         finite_check_every: int = 50,
+        backend: str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -218,6 +255,9 @@ class DWAM:
         self.adapt = bool(adapt)
         self.per_sample = bool(per_sample)
         self.finite_check_every = _check_count("finite_check_every", finite_check_every, 1, "")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
         self.episode_seed: int | None = None
         self._neuron_state: dict[str, Any] = {}
         self._has_ref = False
@@ -303,11 +343,12 @@ class DWAM:
         s, p = self._streams, self._n_post
         self._updates = 0
         self._gate: Tensor | None = None
+        self._kargs: dict[str, Any] | None = None
         for pl in self._layers.values():
             pl.clear_pending()
         if s is None:
             self._c_post = self._theta_m = self._sum_post = self._window = None
-            self._win_sum = self._win_sq = None
+            self._win_sum = self._win_sq = self._gate_buf = None
             for pl in self._layers.values():
                 pl.weight = pl.c_pre = pl.sum_pre = pl.sum_post = None
             return
@@ -318,13 +359,48 @@ class DWAM:
         self._window = torch.zeros(self.window, s, p, dtype=torch.float64, device=ref.device)
         self._win_sum = torch.zeros(s, p, dtype=torch.float64, device=ref.device)
         self._win_sq = torch.zeros_like(self._win_sum)
+        self._gate_buf = ref.new_zeros(s, p)
         for pl in self._layers.values():
             w = pl.trained.detach()
             n_out, n_in = w.shape
-            pl.weight = (pl.start if pl.start is not None else w.expand(s, n_out, n_in)).clone()
+            initial = pl.start if pl.start is not None else w.expand(s, n_out, n_in)
+            pl.weight = initial.clone(memory_format=torch.contiguous_format)
             pl.c_pre = w.new_zeros(s, n_in)
             pl.sum_pre = w.new_zeros(s, n_in)
             pl.sum_post = self._sum_post[:, pl.cols]
+        self._kargs = self._kernel_arguments()
+
+    def _kernel_arguments(self) -> dict[str, Any]:
+        """The compiled update's pointer arguments (every buffer is allocated once per
+        :meth:`_allocate` and only written in place, so the pointers stay valid)."""
+        layers = list(self._layers.values())
+        n = len(layers)
+
+        def ptrs(tensors: list[Tensor | None]) -> Any:
+            return (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors if t is not None])
+
+        post = (
+            self._sum_post,
+            self._c_post,
+            self._theta_m,
+            self._inv_ref,
+            self._window,
+            self._win_sum,
+            self._win_sq,
+            self._gate_buf,
+        )
+        return {
+            "post": [t.data_ptr() for t in post if t is not None],
+            "layers": (
+                (ctypes.c_int64 * n)(*[pl.cols.start for pl in layers]),
+                (ctypes.c_int64 * n)(*[pl.trained.shape[0] for pl in layers]),
+                (ctypes.c_int64 * n)(*[pl.trained.shape[1] for pl in layers]),
+                ptrs([pl.weight for pl in layers]),
+                ptrs([pl.c_pre for pl in layers]),
+                ptrs([pl.sum_pre for pl in layers]),
+            ),
+            "inv_pre": (ctypes.c_double * n)(),
+        }
 
     # -- reference rates -------------------------------------------------------------------
 
@@ -431,82 +507,138 @@ class DWAM:
         layers = list(self._layers.values())
         if any(pl.seen_post == 0 or pl.seen_pre == 0 for pl in layers):
             return False
+        counts = {pl.count_post for pl in layers}
+        if len(counts) != 1:  # layers fed with different numbers of steps: normalise apart
+            for pl in layers:
+                assert pl.sum_post is not None
+                pl.sum_post.mul_(1.0 / pl.count_post)
+            counts = {1}
+        full = self._updates + 1 >= self.window  # after this update the CV window is full
+        if self._use_kernel():
+            self._update_compiled(layers, 1.0 / counts.pop(), full)
+        else:
+            self._update_torch(layers, 1.0 / counts.pop(), full)
+        for pl in layers:
+            pl.clear_pending()
+        self._updates += 1
+        self._gate = self._gate_buf if full else None
+        if self._updates % self.window == 0:
+            self._recompute_window_sums()
+        if full and self.adapt:
+            for pl in layers:
+                assert pl.weight is not None
+                if self.clip_sign:
+                    initial = pl.start if pl.start is not None else pl.trained.detach()
+                    pl.weight.masked_fill_(pl.weight * initial < 0, 0.0)
+                if self.w_range is not None:
+                    pl.weight.clamp_(*self.w_range)
+                if self._updates % self.finite_check_every == 0 and not bool(
+                    torch.isfinite(pl.weight).all()
+                ):
+                    raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
+        return True
+
+    def _update_torch(self, layers: list[_Plastic], inv_count: float, full: bool) -> None:
+        """Steps 1-5 with torch operations, each one IEEE rounding, in the order of the compiled
+        kernel (``csrc/dwam.cpp``): bit-identical states in float32 (in float64, torch's
+        vectorised square root is not correctly rounded)."""
         assert self._c_post is not None and self._sum_post is not None
-        assert self._theta_m is not None
+        assert self._theta_m is not None and self._window is not None
+        assert self._win_sum is not None and self._win_sq is not None
+        assert self._gate_buf is not None
         first = self._updates == 0 or self.tau_c == 1.0
+        ema = 1.0 / self.tau_c
         # 1. rates (EMA seeded with the first observation; tau_c = 1: c = s)
         for pl in layers:
             assert pl.c_pre is not None and pl.sum_pre is not None
+            s_pre = pl.sum_pre.mul_(1.0 / pl.count_pre)
             if first:
-                torch.div(pl.sum_pre, pl.count_pre, out=pl.c_pre)
+                pl.c_pre.copy_(s_pre)
             else:
-                pl.c_pre.lerp_(pl.sum_pre.div_(pl.count_pre), 1.0 / self.tau_c)
-        counts = {pl.count_post for pl in layers}
-        if len(counts) == 1:
-            s_post = self._sum_post.div_(counts.pop())
-        else:
-            for pl in layers:
-                assert pl.sum_post is not None
-                pl.sum_post.div_(pl.count_post)
-            s_post = self._sum_post
-        if first:
-            self._c_post.copy_(s_post)
-        else:
-            self._c_post.lerp_(s_post, 1.0 / self.tau_c)
-        for pl in layers:
-            pl.clear_pending()
+                pl.c_pre.add_((s_pre - pl.c_pre).mul_(ema))
+        s_post = self._sum_post.mul_(inv_count)
         c = self._c_post
-        self._push_window(c)
-        # 3. sliding threshold towards c²/c_ref
-        self._theta_m.lerp_(c * c * self._inv_ref, 1.0 / self.tau_theta)
-        if self._updates < self.window:  # 2. CV := 0 until the window is full: gate closed
-            self._gate = None
-            return True
-        # 2.+4. gate g = clip(ζ·CV, 0, 1) = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), CV over the
-        # last W updates (temporal, per neuron, population std; 0 where the mean is 0)
-        assert self._win_sum is not None and self._win_sq is not None
-        z2 = self.zeta * self.zeta
-        ratio = torch.div(self._win_sq, self._win_sum * self._win_sum)
-        gate = ratio.mul_(z2 * self.window).sub_(z2).clamp_(0.0, 1.0).sqrt_().nan_to_num_(0.0)
-        self._gate = gate.to(c.dtype)
-        if not self.adapt:
-            return True
-        # φ = c·(c − θ) with θ = θ_M·g + c·(1 − g) is g·c·(c − θ_M)  (spec §2.1)
-        phi = (c - self._theta_m).mul_(c).mul_(self._gate)
-        # 5. weight update on the working copies: W += sign·η·φ ⊗ c_pre
-        for pl in layers:
-            assert pl.weight is not None and pl.c_pre is not None
-            pl.weight.baddbmm_(
-                phi[:, pl.cols].unsqueeze(2), pl.c_pre.unsqueeze(1), alpha=self.sign * self.eta
-            )
-            if self.clip_sign:
-                initial = pl.start if pl.start is not None else pl.trained.detach()
-                pl.weight.masked_fill_(pl.weight * initial < 0, 0.0)
-            if self.w_range is not None:
-                pl.weight.clamp_(*self.w_range)
-            if self._updates % self.finite_check_every == 0 and not torch.isfinite(pl.weight).all():
-                raise FloatingPointError(f"DWAM produced non-finite weights in {pl.path!r}")
-        return True
-
-    def _push_window(self, c: Tensor) -> None:
-        """Write ``c`` into the CV ring buffer, keeping float64 running sums of the window and
-        of its squares (recomputed from the buffer every ``W`` updates, so rounding cannot
-        accumulate)."""
-        assert self._window is not None and self._win_sum is not None
-        assert self._win_sq is not None
+        if first:
+            c.copy_(s_post)
+        else:
+            c.add_((s_post - c).mul_(ema))
+        # 2. CV window: running sums of the window and of its squares
         old = self._window[self._updates % self.window]
         new = c.double()
         self._win_sum.add_(new).sub_(old)
-        self._win_sq.addcmul_(new, new).addcmul_(old, old, value=-1.0)
+        self._win_sq.add_(new * new).sub_(old * old)
         old.copy_(new)
-        self._updates += 1
-        if self._updates % self.window == 0:
-            self._recompute_window_sums()
+        # 3. sliding threshold towards c²/c_ref
+        target = (c * c).mul_(self._inv_ref)
+        self._theta_m.add_((target - self._theta_m).mul_(1.0 / self.tau_theta))
+        if not full:  # CV := 0 until the window is full: gate closed, φ = 0
+            return
+        # 4. gate g = clip(ζ·CV, 0, 1) = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), CV over the
+        # last W updates (temporal, per neuron, population std; 0 where the mean is 0)
+        z2 = self.zeta * self.zeta
+        ratio = torch.div(self._win_sq, self._win_sum * self._win_sum)
+        gate = ratio.mul_(z2 * self.window).sub_(z2).clamp_(0.0, 1.0).sqrt_().nan_to_num_(0.0)
+        self._gate_buf.copy_(gate)
+        if not self.adapt:
+            return
+        # 5. W += (sign·η·φ) ⊗ c_pre with φ = c·(c − θ), θ = θ_M·g + c·(1 − g), i.e.
+        # φ = (c − θ_M)·c·g (spec §2.1)
+        phi = (c - self._theta_m).mul_(c).mul_(self._gate_buf).mul_(self.sign * self.eta)
+        for pl in layers:
+            assert pl.weight is not None and pl.c_pre is not None
+            pl.weight.add_(phi[:, pl.cols].unsqueeze(2) * pl.c_pre.unsqueeze(1))
+
+    def _use_kernel(self) -> bool:
+        """Whether the compiled update runs (``backend``, CPU, float32/64, kernel built)."""
+        if self.backend == "torch":
+            return False
+        ok = self._c_ref.device.type == "cpu" and self._c_ref.dtype in (
+            torch.float32,
+            torch.float64,
+        )
+        if ok and _kernel() is not None:
+            return True
+        if self.backend == "compiled":
+            why = _LIBRARY.reason if ok else "it runs on CPU float32/float64 tensors only"
+            raise RuntimeError(f"DWAM backend='compiled' is unavailable: {why}")
+        return False
+
+    def _update_compiled(self, layers: list[_Plastic], inv_count: float, full: bool) -> None:
+        """Steps 1-5 in one call of the compiled kernel (the same results as the torch path)."""
+        lib = _kernel()
+        assert lib is not None and self._kargs is not None and self._c_post is not None
+        inv_pre = self._kargs["inv_pre"]
+        for i, pl in enumerate(layers):
+            inv_pre[i] = 1.0 / pl.count_pre
+        first = self._updates == 0 or self.tau_c == 1.0
+        z2 = self.zeta * self.zeta
+        lib.dwam_update(
+            int(self._c_ref.dtype == torch.float64),
+            self._c_post.shape[0],
+            self._n_post,
+            self._updates % self.window,
+            int(first),
+            int(full),
+            int(self.adapt),
+            1.0 / self.tau_c,
+            1.0 / self.tau_theta,
+            inv_count,
+            z2,
+            z2 * self.window,
+            float(self.sign * self.eta),
+            *self._kargs["post"],
+            len(layers),
+            *self._kargs["layers"],
+            inv_pre,
+        )
 
     def _recompute_window_sums(self) -> None:
-        assert self._window is not None
-        self._win_sum = self._window.sum(0)
-        self._win_sq = (self._window * self._window).sum(0)
+        """The window's sums from the buffer itself (every W updates, so that the rounding of
+        the running sums cannot accumulate), in place."""
+        assert self._window is not None and self._win_sum is not None
+        assert self._win_sq is not None
+        torch.sum(self._window, 0, out=self._win_sum)
+        torch.sum(self._window * self._window, 0, out=self._win_sq)
 
     @torch.no_grad()
     def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:

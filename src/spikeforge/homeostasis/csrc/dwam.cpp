@@ -1,0 +1,116 @@
+// DWAM: one update of the per-neuron state and the working weights (spec dwam.md §4.1), fused.
+//
+// The same arithmetic as the torch path of spikeforge/homeostasis/dwam.py (DWAM._update_torch),
+// operation by operation, each a single IEEE rounding (compiled with -ffp-contract=off, so no
+// fused multiply-add): the two paths give bit-identical states in float32 (tests/homeostasis);
+// in float64 torch's vectorised square root is not correctly rounded, so the gate may differ
+// in the last bit.
+//
+// Layouts (contiguous, row-major): post-synaptic state [S, P] (S streams, P = all plastic
+// layers' neurons side by side), CV window [W, S, P] in double, per layer l: weights
+// [S, O_l, I_l], pre-synaptic rates and pending sums [S, I_l]; layer l owns columns
+// col0[l] .. col0[l] + O_l of the post-synaptic state.
+#include <cmath>
+#include <cstdint>
+
+namespace {
+
+template <typename T>
+void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int64_t adapt,
+            double ema, double theta_rate, double inv_count_post, double zeta2, double zeta2_w,
+            double alpha, T* sum_post, T* c_post, T* theta, const T* inv_ref, double* window,
+            double* win_sum, double* win_sq, T* gate, int64_t L, const int64_t* col0,
+            const int64_t* n_out, const int64_t* n_in, void* const* weights,
+            void* const* c_pre, void* const* sum_pre, const double* inv_count_pre) {
+  const T w_ema = static_cast<T>(ema), w_theta = static_cast<T>(theta_rate);
+  // 1. rates
+  for (int64_t l = 0; l < L; ++l) {
+    T* cp = static_cast<T*>(c_pre[l]);
+    const T* sp = static_cast<const T*>(sum_pre[l]);
+    const T inv = static_cast<T>(inv_count_pre[l]);
+    const int64_t n = S * n_in[l];
+    for (int64_t k = 0; k < n; ++k) {
+      const T s = sp[k] * inv;
+      cp[k] = first ? s : cp[k] + (s - cp[k]) * w_ema;
+    }
+  }
+  const T inv_post = static_cast<T>(inv_count_post);
+  const int64_t n = S * P;
+  double* win = window + slot * n;
+  for (int64_t k = 0; k < n; ++k) {
+    const T s = sum_post[k] * inv_post;
+    const T c = first ? s : c_post[k] + (s - c_post[k]) * w_ema;
+    c_post[k] = c;
+    // 2. CV window: running sums of the window and of its squares
+    const double old = win[k], now = static_cast<double>(c);
+    win_sum[k] = (win_sum[k] + now) - old;
+    win_sq[k] = (win_sq[k] + now * now) - old * old;
+    win[k] = now;
+    // 3. sliding threshold towards c²/c_ref
+    const T target = (c * c) * inv_ref[k % P];
+    theta[k] = theta[k] + (target - theta[k]) * w_theta;
+  }
+  if (!full) return;
+  // 4. gate g = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), 0 where 0/0
+  for (int64_t k = 0; k < n; ++k) {
+    double r = win_sq[k] / (win_sum[k] * win_sum[k]);
+    r = r * zeta2_w;
+    r = r - zeta2;
+    if (r < 0.0) {
+      r = 0.0;
+    } else if (r > 1.0) {
+      r = 1.0;
+    }
+    r = std::sqrt(r);
+    if (std::isnan(r)) r = 0.0;
+    gate[k] = static_cast<T>(r);
+  }
+  if (!adapt) return;
+  // 5. W += (η·sign·φ) ⊗ c_pre with φ = (c − θ_M)·c·g
+  const T a = static_cast<T>(alpha);
+  for (int64_t l = 0; l < L; ++l) {
+    T* w = static_cast<T*>(weights[l]);
+    const T* cp = static_cast<const T*>(c_pre[l]);
+    const int64_t O = n_out[l], I = n_in[l];
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t i = 0; i < O; ++i) {
+        const int64_t k = s * P + col0[l] + i;
+        const T phi = ((c_post[k] - theta[k]) * c_post[k]) * gate[k];
+        const T pa = phi * a;
+        T* row = w + (s * O + i) * I;
+        const T* c = cp + s * I;
+        for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * c[j];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int dwam_abi() { return 1; }
+
+void dwam_update(int64_t is_double, int64_t S, int64_t P, int64_t slot, int64_t first,
+                 int64_t full, int64_t adapt, double ema, double theta_rate,
+                 double inv_count_post, double zeta2, double zeta2_w, double alpha,
+                 void* sum_post, void* c_post, void* theta, const void* inv_ref, double* window,
+                 double* win_sum, double* win_sq, void* gate, int64_t L, const int64_t* col0,
+                 const int64_t* n_out, const int64_t* n_in, void* const* weights,
+                 void* const* c_pre, void* const* sum_pre, const double* inv_count_pre) {
+  if (is_double) {
+    update<double>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
+                   zeta2_w, alpha, static_cast<double*>(sum_post), static_cast<double*>(c_post),
+                   static_cast<double*>(theta), static_cast<const double*>(inv_ref), window,
+                   win_sum, win_sq, static_cast<double*>(gate), L, col0, n_out, n_in, weights,
+                   c_pre, sum_pre, inv_count_pre);
+  } else {
+    update<float>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
+                  zeta2_w, alpha, static_cast<float*>(sum_post), static_cast<float*>(c_post),
+                  static_cast<float*>(theta), static_cast<const float*>(inv_ref), window, win_sum,
+                  win_sq, static_cast<float*>(gate), L, col0, n_out, n_in, weights, c_pre,
+                  sum_pre, inv_count_pre);
+  }
+}
+
+}  // extern "C"
