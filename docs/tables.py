@@ -995,7 +995,7 @@ VERDICT_SHORT = {"helps": "helps", "hurts": "hurts", "none": "none", "no detecta
 def _dwam_cell(row: dict) -> str:
     lo, hi = row["difference_ci"]
     if row["verdict"] == "none":
-        return "0 (identical)"
+        return "none"
     return f"{row['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] {VERDICT_SHORT[row['verdict']]}"
 
 
@@ -1018,16 +1018,17 @@ def dwam_readme() -> str:
         rows.append([c] + [_dwam_cell(summary[t]["lif"][c]) for t in tasks])
     hosts = d["settings"]["hosts"]
     episodes = d["settings"]["episodes"]
-    text = md(["degradation"] + [f"{DWAM_TASKS[t]}: DWAM − no DWAM" for t in tasks], rows)
+    text = md(["degradation"] + [DWAM_TASKS[t] for t in tasks], rows)
     adaptive = "; ".join(
         f"{DWAM_TASKS[t]} {_dwam_verdicts(summary[t]['adaptive'])}"
         for t in tasks
         if "adaptive" in summary[t]
     )
     return (
-        f"{text}\n\nLIF hosts, mean return difference over {hosts} hosts x {episodes} paired "
-        f"episodes [bootstrap 95 % CI]; '-': no detectable effect. Adaptive-threshold hosts "
-        f"(verdicts over the {len(conditions)} conditions): {adaptive}."
+        f"{text}\n\nDWAM − no DWAM, LIF hosts: mean return difference over {hosts} hosts x "
+        f"{episodes} paired episodes [bootstrap 95 % CI]; '-': no detectable effect; none: every "
+        f"pair identical. Adaptive-threshold hosts, verdicts over the {len(conditions)} "
+        f"conditions: {adaptive}."
     )
 
 
@@ -1149,6 +1150,13 @@ def dwam_cost() -> str:
     )
 
 
+def _dwam_status() -> str:
+    cost = load("bench-dwam-cost")
+    if cost["worst"]["ratio"] <= cost["target_ratio"]:
+        return "done"
+    return f"done, except the cost target ({cost['target_ratio']}x)"
+
+
 def _dwam_headline() -> str:
     d = load("dwam")
     summary = d["summary"]
@@ -1233,8 +1241,8 @@ def features() -> str:
         [
             "[DWAM homeostasis](docs/homeostasis.md)",
             "Zhou et al., AAAI 2026 (arXiv 2511.17563)",
-            "in progress",
-            "library, environments, experts; hosts and reproduction to do",
+            _dwam_status(),
+            _dwam_headline(),
         ],
         [
             "[Universal representation](docs/universal.md)",
