@@ -39,7 +39,7 @@ try:
 except OSError as _exc:  # an installation without the package data
     _SOURCE = ""
     _MISSING = f"the kernel source {_SOURCE_PATH} is missing ({type(_exc).__name__})"
-_ABI = 5
+_ABI = 6
 _MODES = {("b1", False): 0, ("alpha1", False): 1, ("b1", True): 2, ("alpha1", True): 3}
 
 

@@ -40,9 +40,9 @@ inline void axpy(double* __restrict d, const double* __restrict r, double a, int
   for (int64_t i = 0; i < n; ++i) d[i] += r[i] * a;
 }
 
-// Compensated (Kahan) d[i] += r[i] * a, minus the lost low-order part kept in c[i]: an alpha1
-// neuron's charge is exact to a few ulps whatever its fan-in (its currents reach 100 and its
-// threshold thousands, where plain summation loses ~1e-12 in the spike times).
+// Compensated (Kahan) d[i] += r[i] * a, minus the lost low-order part kept in c[i]. Used for
+// each neuron's total input current (alpha1 slope alpha + sum_j J_ij): alpha1 currents reach
+// 100 over fan-ins of hundreds, and plain summation there cost ~1e-12 in the spike times.
 inline void axpy_comp(double* __restrict d, double* __restrict c, const double* __restrict r,
                       double a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -69,7 +69,7 @@ std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t 
 
 extern "C" {
 
-int ttfs_events_abi() { return 5; }
+int ttfs_events_abi() { return 6; }
 
 // Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
 // sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
@@ -179,7 +179,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
   {
     // per position p and output channel o: charge sum w x (acc), and for alpha1 the sums of
     // negative currents times x (neg_x) and of negative currents (neg), the latest input (lat)
-    std::vector<double> acc(P * O), acc_c(a1 ? P * O : 0), neg_x(a1 ? P * O : 0),
+    std::vector<double> acc(P * O), neg_x(a1 ? P * O : 0),
         lat(a1 ? P : 0);
     std::vector<Event> ev(Kg * M + 1);
     std::vector<double> crossing(Og), sp(Og), ss(Og), sth(Og), sal(Og);
@@ -191,7 +191,6 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
       const double* xb = x + b * C * H * W * M;
       std::fill(acc.begin(), acc.end(), 0.0);
       if (a1) {
-        std::fill(acc_c.begin(), acc_c.end(), 0.0);
         std::fill(neg_x.begin(), neg_x.end(), 0.0);
         std::fill(lat.begin(), lat.end(), 0.0);
       }
@@ -215,12 +214,7 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
                   if (wo < 0) continue;
                   const int64_t p = ho * Wo + wo;
                   const int64_t k = (cl * kh + ki) * kw + kj;
-                  if (a1) {  // large currents and thresholds: compensated charge
-                    axpy_comp(acc.data() + p * O + g * Og, acc_c.data() + p * O + g * Og,
-                              wg + k * Og, a, Og);
-                  } else {
-                    axpy(acc.data() + p * O + g * Og, wg + k * Og, a, Og);
-                  }
+                  axpy(acc.data() + p * O + g * Og, wg + k * Og, a, Og);
                   if (a1) {
                     axpy(neg_x.data() + p * O + g * Og, wng + k * Og, a, Og);
                     lat[p] = std::max(lat[p], v);
@@ -232,8 +226,6 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
           }
         }
       }
-      if (a1)
-        for (int64_t i = 0; i < P * O; ++i) acc[i] -= acc_c[i];
       // 2. every neuron's spike time (hidden) or potential (readout)
       for (int64_t p = 0; p < P; ++p) {
         const int64_t ho = p / Wo, wo = p % Wo;
