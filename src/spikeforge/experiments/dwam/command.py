@@ -120,6 +120,6 @@ COMMANDS = (
         _arguments,
         _run_command,
         group="reproduce",
-        runtime="under 30 min with --jobs 2 (to be measured)",
+        runtime="29 min with --jobs 2 (measured 1,744 s on 2 cores shared with another job)",
     ),
 )
