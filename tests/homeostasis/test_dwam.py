@@ -310,9 +310,22 @@ def test_bad_inputs_and_parameters(setup):
     streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
     with pytest.raises(ValueError, match=r"time-first input \[T, B, \.\.\.\], got \[100\]"):
         dwam(torch.zeros(N_IN))
-    with pytest.raises(ValueError, match=r"plastic layer '0' got an input \[5, 7\]"):
-        dwam(torch.zeros(T, 1, 7))
-    assert not net[0].layer._forward_hooks and not net[1]._forward_hooks  # removed on error
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
+        dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
+    assert dwam._call is None  # the hooks are inactive again after the error
+    x = spikes_in(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = net(x)
+    hooks = len(net[0].layer._forward_hooks), len(net[1]._forward_hooks)
+    dwam.remove()  # its two hooks go; other DWAMs on this net keep theirs
+    assert (len(net[0].layer._forward_hooks), len(net[1]._forward_hooks)) == (
+        hooks[0] - 1,
+        hooks[1] - 1,
+    )
+    with torch.no_grad():
+        assert torch.equal(net(x), out)  # inactive hooks changed nothing
+    with pytest.raises(RuntimeError, match="removed"):
+        dwam(x)
     with pytest.raises(ValueError, match=r"c_ref\['0'\] has shape \[3\]"):
         DWAM(net, ["0"], c_ref={"0": torch.zeros(3)})
     with pytest.raises(ValueError, match="rates in"):
@@ -446,7 +459,7 @@ def test_weight_swap_is_undone_on_error(setup):
     g = torch.Generator().manual_seed(16)
     for _ in range(20):
         dwam(spikes_in(g))
-    with pytest.raises(ValueError, match="got an input"):
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
         dwam(torch.zeros(T, 1, 7))
     assert net[0].layer.weight is param and param.data_ptr() == ptr
     assert torch.equal(param, before)
@@ -548,3 +561,15 @@ def test_backend_choice_and_errors():
     half = DWAM(make_net().half(), ["0"], c_ref=0.2, backend="compiled")
     with pytest.raises(RuntimeError, match="CPU float32/float64"):
         half(spikes_in(torch.Generator().manual_seed(0)).half())
+
+
+def test_hooks_are_taken_off_when_the_dwam_is_collected():
+    import gc
+
+    net = make_net()
+    dwam = DWAM(net, ["0"], c_ref=0.2)
+    dwam(spikes_in(torch.Generator().manual_seed(0)))
+    assert net[0].layer._forward_hooks and net[1]._forward_hooks
+    del dwam
+    gc.collect()
+    assert not net[0].layer._forward_hooks and not net[1]._forward_hooks

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,32 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 1
+_ABI = 2
+
+
+class _KernelArgs(ctypes.Structure):
+    """``DwamArgs`` of ``csrc/dwam.cpp``: every argument of one update."""
+
+    _fields_ = [
+        *[(n, ctypes.c_int64) for n in ("is_double", "S", "P", "slot", "first", "full", "adapt")],
+        *[
+            (n, ctypes.c_double)
+            for n in ("ema", "theta_rate", "inv_count_post", "zeta2", "zeta2_w", "alpha")
+        ],
+        *[
+            (n, ctypes.c_void_p)
+            for n in ("sum_post", "c_post", "theta", "inv_ref", "window", "win_sum", "win_sq")
+        ],
+        ("gate", ctypes.c_void_p),
+        ("L", ctypes.c_int64),
+        *[(n, ctypes.c_void_p) for n in ("col0", "n_out", "n_in", "weights", "c_pre", "sum_pre")],
+        ("inv_count_pre", ctypes.c_void_p),
+    ]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    p, i64, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
     lib.dwam_abi.restype = ctypes.c_int
-    lib.dwam_update.argtypes = [*[i64] * 7, *[f64] * 6, *[p] * 8, i64, *[p] * 7]
+    lib.dwam_update.argtypes = [ctypes.POINTER(_KernelArgs)]
     lib.dwam_update.restype = None
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
@@ -143,6 +163,7 @@ class _Plastic:
     seen_post: int = 0
     count_pre: int = 0  # values summed per stream (steps, times B when the batch is shared)
     count_post: int = 0
+    recompute: Tensor | None = None  # during a call: the weights the layer is recomputed with
 
     def clear_pending(self) -> None:
         self.seen_pre = self.seen_post = self.count_pre = self.count_post = 0
@@ -263,6 +284,8 @@ class DWAM:
         self._has_ref = False
         self._streams: int | None = None if self.per_sample else 1
         self._recording: dict[str, list[Any]] | None = None
+        self._call: tuple[int, bool] | None = None  # (T, shared) during a call
+        self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
         self._modules = dict(model.named_modules())
@@ -300,6 +323,7 @@ class DWAM:
         for pl in self._layers.values():
             self._post_of.setdefault(pl.neuron_path, []).append(pl)
         self._allocate()
+        self._install_hooks()
         if c_ref is not None:
             self.set_reference(c_ref)
 
@@ -344,6 +368,7 @@ class DWAM:
         self._updates = 0
         self._gate: Tensor | None = None
         self._kargs: dict[str, Any] | None = None
+        self._kernel_ok: bool | None = None  # decided at the first update
         for pl in self._layers.values():
             pl.clear_pending()
         if s is None:
@@ -371,36 +396,48 @@ class DWAM:
         self._kargs = self._kernel_arguments()
 
     def _kernel_arguments(self) -> dict[str, Any]:
-        """The compiled update's pointer arguments (every buffer is allocated once per
-        :meth:`_allocate` and only written in place, so the pointers stay valid)."""
+        """The compiled update's arguments, filled once (every buffer is allocated once per
+        :meth:`_allocate` and only written in place, so the pointers stay valid); each update
+        only sets the fields that change."""
         layers = list(self._layers.values())
         n = len(layers)
 
         def ptrs(tensors: list[Tensor | None]) -> Any:
             return (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors if t is not None])
 
-        post = (
-            self._sum_post,
-            self._c_post,
-            self._theta_m,
-            self._inv_ref,
-            self._window,
-            self._win_sum,
-            self._win_sq,
-            self._gate_buf,
-        )
-        return {
-            "post": [t.data_ptr() for t in post if t is not None],
-            "layers": (
-                (ctypes.c_int64 * n)(*[pl.cols.start for pl in layers]),
-                (ctypes.c_int64 * n)(*[pl.trained.shape[0] for pl in layers]),
-                (ctypes.c_int64 * n)(*[pl.trained.shape[1] for pl in layers]),
-                ptrs([pl.weight for pl in layers]),
-                ptrs([pl.c_pre for pl in layers]),
-                ptrs([pl.sum_pre for pl in layers]),
-            ),
-            "inv_pre": (ctypes.c_double * n)(),
+        keep = {
+            "col0": (ctypes.c_int64 * n)(*[pl.cols.start for pl in layers]),
+            "n_out": (ctypes.c_int64 * n)(*[pl.trained.shape[0] for pl in layers]),
+            "n_in": (ctypes.c_int64 * n)(*[pl.trained.shape[1] for pl in layers]),
+            "weights": ptrs([pl.weight for pl in layers]),
+            "c_pre": ptrs([pl.c_pre for pl in layers]),
+            "sum_pre": ptrs([pl.sum_pre for pl in layers]),
+            "inv_count_pre": (ctypes.c_double * n)(),
         }
+        args = _KernelArgs()
+        for name, tensor in (
+            ("sum_post", self._sum_post),
+            ("c_post", self._c_post),
+            ("theta", self._theta_m),
+            ("inv_ref", self._inv_ref),
+            ("window", self._window),
+            ("win_sum", self._win_sum),
+            ("win_sq", self._win_sq),
+            ("gate", self._gate_buf),
+        ):
+            assert tensor is not None and tensor.is_contiguous()
+            setattr(args, name, tensor.data_ptr())
+        for name, array in keep.items():
+            setattr(args, name, ctypes.cast(array, ctypes.c_void_p))
+        assert self._c_post is not None
+        args.is_double = int(self._c_ref.dtype == torch.float64)
+        args.S, args.P, args.L = self._c_post.shape[0], self._n_post, n
+        args.adapt = int(self.adapt)
+        args.ema, args.theta_rate = 1.0 / self.tau_c, 1.0 / self.tau_theta
+        args.zeta2 = self.zeta * self.zeta
+        args.zeta2_w = args.zeta2 * self.window
+        args.alpha = float(self.sign * self.eta)
+        return {"args": args, "ref": ctypes.byref(args), "keep": keep}
 
     # -- reference rates -------------------------------------------------------------------
 
@@ -514,7 +551,9 @@ class DWAM:
                 pl.sum_post.mul_(1.0 / pl.count_post)
             counts = {1}
         full = self._updates + 1 >= self.window  # after this update the CV window is full
-        if self._use_kernel():
+        if self._kernel_ok is None:
+            self._kernel_ok = self._use_kernel()
+        if self._kernel_ok:
             self._update_compiled(layers, 1.0 / counts.pop(), full)
         else:
             self._update_torch(layers, 1.0 / counts.pop(), full)
@@ -606,31 +645,15 @@ class DWAM:
     def _update_compiled(self, layers: list[_Plastic], inv_count: float, full: bool) -> None:
         """Steps 1-5 in one call of the compiled kernel (the same results as the torch path)."""
         lib = _kernel()
-        assert lib is not None and self._kargs is not None and self._c_post is not None
-        inv_pre = self._kargs["inv_pre"]
+        assert lib is not None and self._kargs is not None
+        args, inv_pre = self._kargs["args"], self._kargs["keep"]["inv_count_pre"]
         for i, pl in enumerate(layers):
             inv_pre[i] = 1.0 / pl.count_pre
-        first = self._updates == 0 or self.tau_c == 1.0
-        z2 = self.zeta * self.zeta
-        lib.dwam_update(
-            int(self._c_ref.dtype == torch.float64),
-            self._c_post.shape[0],
-            self._n_post,
-            self._updates % self.window,
-            int(first),
-            int(full),
-            int(self.adapt),
-            1.0 / self.tau_c,
-            1.0 / self.tau_theta,
-            inv_count,
-            z2,
-            z2 * self.window,
-            float(self.sign * self.eta),
-            *self._kargs["post"],
-            len(layers),
-            *self._kargs["layers"],
-            inv_pre,
-        )
+        args.slot = self._updates % self.window
+        args.first = int(self._updates == 0 or self.tau_c == 1.0)
+        args.full = int(full)
+        args.inv_count_post = inv_count
+        lib.dwam_update(self._kargs["ref"])
 
     def _recompute_window_sums(self) -> None:
         """The window's sums from the buffer itself (every W updates, so that the rounding of
@@ -640,42 +663,60 @@ class DWAM:
         torch.sum(self._window, 0, out=self._win_sum)
         torch.sum(self._window * self._window, 0, out=self._win_sq)
 
+    def _install_hooks(self) -> None:
+        """One forward hook per plastic layer and per post-synaptic neuron (with
+        ``stream_state``: a forward pre-hook and a forward hook on every spikeforge neuron),
+        registered once; they act only during a DWAM call (:attr:`_call` set) and return at
+        once otherwise. :meth:`remove` takes them off."""
+        self._handles: list[Any] = []
+        for pl in self._layers.values():
+            self._handles.append(pl.linear.register_forward_hook(self._synapse_hook(pl)))
+        neuron_paths = set(self._post_of)
+        if self.stream_state:
+            neuron_paths |= {n for n, m in self._modules.items() if isinstance(m, NEURON_TYPES)}
+        for npath in sorted(neuron_paths):
+            m = self._modules[npath]
+            if self.stream_state and isinstance(m, NEURON_TYPES):
+                self._handles.append(
+                    m.register_forward_pre_hook(self._state_pre_hook(npath), with_kwargs=True)
+                )
+            self._handles.append(m.register_forward_hook(self._neuron_hook(npath)))
+
+    def remove(self) -> None:
+        """Take DWAM's hooks off the model (its calls raise afterwards). Also done when the
+        DWAM object is garbage-collected (the hooks hold only a weak reference to it)."""
+        for h in getattr(self, "_handles", ()):
+            h.remove()
+        self._handles = []
+        self._removed = True
+
+    def __del__(self) -> None:
+        self.remove()
+
     @torch.no_grad()
     def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:
         """The model on ``x_seq`` with the working weights substituted (``working``; else the
-        trained ones); accumulates the pre- and post-synaptic sums (over the batch too when
-        ``shared``). See the module docstring for how the weights are substituted."""
-        t = x_seq.shape[0]
+        trained ones); the hooks accumulate the pre- and post-synaptic sums (over the batch too
+        when ``shared``). See the module docstring for how the weights are substituted."""
+        if self._removed:
+            raise RuntimeError("this DWAM's hooks were removed (remove()); build a new DWAM")
         shared = shared or not self.per_sample
-        handles, swapped = [], []
+        swapped = []
         try:
             for pl in self._layers.values():
                 if not working:
-                    hook = self._synapse_hook(pl, None, t, shared)
-                    handles.append(pl.linear.register_forward_pre_hook(hook))
+                    pl.recompute = None
                 elif self._streams == 1 and type(pl.linear) is nn.Linear:
                     assert pl.weight is not None
+                    pl.recompute = None
                     swapped.append((pl.linear.weight, pl.linear.weight.data))
                     pl.linear.weight.data = pl.weight[0]
-                    hook = self._synapse_hook(pl, None, t, shared)
-                    handles.append(pl.linear.register_forward_pre_hook(hook))
                 else:
-                    hook = self._synapse_hook(pl, pl.weight, t, shared)
-                    handles.append(pl.linear.register_forward_hook(hook))
-            neuron_paths = set(self._post_of)
-            if self.stream_state:
-                neuron_paths |= {n for n, m in self._modules.items() if isinstance(m, NEURON_TYPES)}
-            for npath in neuron_paths:
-                m = self._modules[npath]
-                if self.stream_state and isinstance(m, NEURON_TYPES):
-                    handles.append(
-                        m.register_forward_pre_hook(self._state_pre_hook(npath), with_kwargs=True)
-                    )
-                handles.append(m.register_forward_hook(self._neuron_hook(npath, t, shared)))
+                    pl.recompute = pl.weight
+            self._call = (x_seq.shape[0], shared)
             return self.model(x_seq)
         finally:
-            for h in handles:
-                h.remove()
+            self._call = None
             for param, data in swapped:
                 param.data = data
 
@@ -705,38 +746,60 @@ class DWAM:
             pl.seen_post += t
             pl.count_post += count
 
-    def _synapse_hook(self, pl: _Plastic, weight: Tensor | None, t: int, shared: bool) -> Any:
-        """Collects the layer's input; with ``weight`` ``[S, N_out, N_in]`` (a forward hook)
-        also returns the layer recomputed with it, else (a pre-hook) leaves the call alone."""
+    def _synapse_hook(self, pl: _Plastic) -> Any:
+        """During a DWAM call: collects the layer's input and, when the layer's working copies
+        cannot be swapped in (``pl.recompute`` ``[S, N_out, N_in]``), returns the layer
+        recomputed with them."""
 
-        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor | None = None) -> Any:
-            x = args[0]
-            n_in = pl.trained.shape[1]
-            if x.shape[-1] != n_in or x.numel() % (t * n_in):
-                raise ValueError(
-                    f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
-                    f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
-                )
-            x3 = x.reshape(t, -1, n_in)
-            self._collect(pl, "pre", x3, t, shared)
-            if weight is None:
+        ref = weakref.ref(self)
+        path = pl.path
+        del pl  # the hook holds no strong reference to the DWAM (see remove())
+
+        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> Any:
+            dwam = ref()
+            if dwam is None or dwam._call is None:
                 return None
-            w = weight.to(x.dtype)
-            if w.shape[0] == 1:
-                return F.linear(x, w[0], module.bias)
-            xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
-            y = torch.bmm(xb, wt) if module.bias is None else torch.baddbmm(module.bias, xb, wt)
-            return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
+            return dwam._synapse_call(dwam._layers[path], module, args)
 
         return hook
 
+    def _synapse_call(self, pl: _Plastic, module: nn.Module, args: tuple[Any, ...]) -> Any:
+        """The plastic layer's hook during a call (see :meth:`_synapse_hook`)."""
+        assert self._call is not None
+        t, shared = self._call
+        x = args[0]
+        n_in = pl.trained.shape[1]
+        if x.shape[-1] != n_in or x.numel() % (t * n_in):
+            raise ValueError(
+                f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
+                f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
+            )
+        x3 = x.reshape(t, -1, n_in)
+        self._collect(pl, "pre", x3, t, shared)
+        weight = pl.recompute
+        if weight is None:
+            return None
+        w = weight.to(x.dtype)
+        if w.shape[0] == 1:
+            return F.linear(x, w[0], module.bias)
+        xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
+        y = torch.bmm(xb, wt) if module.bias is None else torch.baddbmm(module.bias, xb, wt)
+        return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
+
     def _state_pre_hook(self, npath: str) -> Any:
+        """With ``stream_state``: during a call, feed the neuron its carried state and ask for
+        the new one."""
+        ref = weakref.ref(self)
+
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            dwam = ref()
+            if dwam is None or dwam._call is None:
+                return None
             if len(args) != 1 or "state" in kwargs or "return_state" in kwargs:
                 return None  # the caller manages the state itself
             kwargs = {**kwargs, "return_state": True}
-            if npath in self._neuron_state:
-                state = self._neuron_state[npath]
+            if npath in dwam._neuron_state:
+                state = dwam._neuron_state[npath]
                 v = state[0] if isinstance(state, tuple) else state
                 x = args[0]
                 if v.shape != x.shape[1:]:
@@ -750,28 +813,39 @@ class DWAM:
 
         return hook
 
-    def _neuron_hook(self, npath: str, t: int, shared: bool) -> Any:
+    def _neuron_hook(self, npath: str) -> Any:
+        """During a call: collect the post-synaptic spikes (and the carried state)."""
+        ref = weakref.ref(self)
+
         def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
-            spikes = out
-            if isinstance(out, tuple) and self.stream_state and isinstance(module, NEURON_TYPES):
-                spikes, state = out
-                self._neuron_state[npath] = state
-            for pl in self._post_of.get(npath, []):
-                n_out = pl.trained.shape[0]
-                if (
-                    not isinstance(spikes, Tensor)
-                    or spikes.shape[-1] != n_out
-                    or (spikes.numel() % (t * n_out))
-                ):
-                    shape = list(spikes.shape) if isinstance(spikes, Tensor) else type(spikes)
-                    raise ValueError(
-                        f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
-                        f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
-                    )
-                self._collect(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
-            return spikes
+            dwam = ref()
+            if dwam is None or dwam._call is None:
+                return None
+            return dwam._neuron_call(npath, module, out)
 
         return hook
+
+    def _neuron_call(self, npath: str, module: nn.Module, out: Any) -> Any:
+        assert self._call is not None
+        t, shared = self._call
+        spikes = out
+        if isinstance(out, tuple) and self.stream_state and isinstance(module, NEURON_TYPES):
+            spikes, state = out
+            self._neuron_state[npath] = state
+        for pl in self._post_of.get(npath, []):
+            n_out = pl.trained.shape[0]
+            if (
+                not isinstance(spikes, Tensor)
+                or spikes.shape[-1] != n_out
+                or (spikes.numel() % (t * n_out))
+            ):
+                shape = list(spikes.shape) if isinstance(spikes, Tensor) else type(spikes)
+                raise ValueError(
+                    f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
+                    f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
+                )
+            self._collect(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
+        return spikes
 
     # -- episodes and state ----------------------------------------------------------------
 

@@ -89,15 +89,51 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
 
 extern "C" {
 
-int dwam_abi() { return 1; }
+// Every argument in one struct (one ctypes argument per call; mirrored by _KernelArgs in
+// dwam.py).
+struct DwamArgs {
+  int64_t is_double, S, P, slot, first, full, adapt;
+  double ema, theta_rate, inv_count_post, zeta2, zeta2_w, alpha;
+  void* sum_post;
+  void* c_post;
+  void* theta;
+  const void* inv_ref;
+  double* window;
+  double* win_sum;
+  double* win_sq;
+  void* gate;
+  int64_t L;
+  const int64_t* col0;
+  const int64_t* n_out;
+  const int64_t* n_in;
+  void* const* weights;
+  void* const* c_pre;
+  void* const* sum_pre;
+  const double* inv_count_pre;
+};
 
-void dwam_update(int64_t is_double, int64_t S, int64_t P, int64_t slot, int64_t first,
-                 int64_t full, int64_t adapt, double ema, double theta_rate,
-                 double inv_count_post, double zeta2, double zeta2_w, double alpha,
-                 void* sum_post, void* c_post, void* theta, const void* inv_ref, double* window,
-                 double* win_sum, double* win_sq, void* gate, int64_t L, const int64_t* col0,
-                 const int64_t* n_out, const int64_t* n_in, void* const* weights,
-                 void* const* c_pre, void* const* sum_pre, const double* inv_count_pre) {
+int dwam_abi() { return 2; }
+
+void dwam_update(const DwamArgs* a) {
+  const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
+  const int64_t first = a->first, full = a->full, adapt = a->adapt, L = a->L;
+  const double ema = a->ema, theta_rate = a->theta_rate, inv_count_post = a->inv_count_post;
+  const double zeta2 = a->zeta2, zeta2_w = a->zeta2_w, alpha = a->alpha;
+  void* sum_post = a->sum_post;
+  void* c_post = a->c_post;
+  void* theta = a->theta;
+  const void* inv_ref = a->inv_ref;
+  double* window = a->window;
+  double* win_sum = a->win_sum;
+  double* win_sq = a->win_sq;
+  void* gate = a->gate;
+  const int64_t* col0 = a->col0;
+  const int64_t* n_out = a->n_out;
+  const int64_t* n_in = a->n_in;
+  void* const* weights = a->weights;
+  void* const* c_pre = a->c_pre;
+  void* const* sum_pre = a->sum_pre;
+  const double* inv_count_pre = a->inv_count_pre;
   if (is_double) {
     update<double>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
                    zeta2_w, alpha, static_cast<double*>(sum_post), static_cast<double*>(c_post),
