@@ -56,8 +56,13 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
 * the working weights reach the model by a temporary swap of a plain ``nn.Linear``'s weight
   data when the batch shares them (restored in ``finally``; the trained values are never
   written), and otherwise (per-sample streams, ``Linear`` subclasses, parametrised weights) by a
-  forward hook that recomputes the layer (a batched product per stream); the hooks exist only
-  during a DWAM call, so the model is untouched outside it;
+  forward hook that recomputes the layer (a batched product per stream). The hooks (one per
+  plastic layer and per post-synaptic neuron) are registered at construction, act only during
+  a DWAM call and return at once otherwise; they hold a weak reference to the DWAM and are taken
+  off by :meth:`DWAM.remove` or when the DWAM is garbage-collected;
+* each update is one call of a compiled C++ kernel (``csrc/dwam.cpp``, built and cached by
+  :mod:`spikeforge.core.kernels`) on CPU float32/float64 state, or the same operations in torch
+  (``backend``);
 * the per-neuron state of all plastic layers (rates, θ_M, CV window, gate) lives in one flat
   ``[S, ΣN_out]`` buffer (per-layer views), so one update costs the same few tensor operations
   however many layers are plastic, plus one weight update per layer (the plastic layers must
