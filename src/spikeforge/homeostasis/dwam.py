@@ -761,17 +761,14 @@ class DWAM:
     def _synapse_hook(self, pl: _Plastic) -> Any:
         """During a DWAM call: collects the layer's input and, when the layer's working copies
         cannot be swapped in (``pl.recompute`` ``[S, N_out, N_in]``), returns the layer
-        recomputed with them."""
-
+        recomputed with them. Holds only a weak reference to the DWAM (see :meth:`remove`)."""
         ref = weakref.ref(self)
-        path = pl.path
-        del pl  # the hook holds no strong reference to the DWAM (see remove())
 
         def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> Any:
             dwam = ref()
             if dwam is None or dwam._call is None:
                 return None
-            return dwam._synapse_call(dwam._layers[path], module, args)
+            return dwam._synapse_call(pl, module, args)
 
         return hook
 
