@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from spikeforge.control import Host, make_host
-from spikeforge.homeostasis import DWAM, AdaptiveLIF
+from spikeforge.experiments.dwam.runs import FAMILIES, neuron_factory
+from spikeforge.homeostasis import DWAM
 from spikeforge.io import code_version, write_json
 from ttfs_inference import cpu_info, load_average, thread_counts  # beside this script
 
 TASKS = ("cartpole", "pendulum")
-FAMILIES = {"lif": None, "adaptive": lambda: AdaptiveLIF(decay=0.5, a=0.1, tau_a=10.0)}
 MODES = ((1, False), (20, False), (20, True))  # (batch, per_sample)
 PHASES = {"gate-closed": 10_000, "gate-open": 20}  # CV window W in updates (closed: never full)
 TARGET_RATIO = 1.3
@@ -85,7 +85,7 @@ def _block(step: Callable, observations: list[torch.Tensor]) -> float:
 def bench_setting(
     task: str, family: str, batch: int, per_sample: bool, phase: str, steps: int, repeats: int
 ) -> dict:
-    host = make_host(task, seed=0, neuron=FAMILIES[family], neuron_name=family)
+    host = make_host(task, seed=0, neuron=neuron_factory(family), neuron_name=family)
     g = torch.Generator().manual_seed(1)
     observations = [torch.randn(batch, host.config.obs_dim, generator=g) for _ in range(steps)]
     dwam = DWAM(host, ["fc1", "fc2"], window=PHASES[phase], c_ref=0.1, per_sample=per_sample)

@@ -47,6 +47,7 @@ __all__ = [
     "load_trained_host",
     "neuron_factory",
     "run_dwam",
+    "train_host",
 ]
 
 TASKS = ("cartpole", "pendulum")
@@ -151,12 +152,20 @@ def load_trained_host(path: str | Path, family: str | None = None) -> Host:
 # -- units (each runs in a worker with one torch thread) ------------------------------------
 
 
+def train_host(task: str, family: str, seed: int, **bc: Any) -> Host:
+    """A behaviour-cloned host of ``family`` (its config names the family, so that
+    :func:`load_trained_host` rebuilds its neurons); ``bc`` overrides
+    :func:`~spikeforge.control.behaviour_clone`'s defaults."""
+    host = behaviour_clone(task, seed, neuron=neuron_factory(family), **bc)
+    if family != "lif":
+        host.config = replace(host.config, neuron=family)
+    return host
+
+
 def _train_unit(out: str, task: str, family: str, seed: int, settings: Settings) -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
-    host = behaviour_clone(task, seed, neuron=neuron_factory(family), **dict(settings.bc))
-    if family != "lif":
-        host.config = replace(host.config, neuron=family)
+    host = train_host(task, family, seed, **dict(settings.bc))
     seconds = time.perf_counter() - start
     c_ref = nominal_reference(host, _seeds(REFERENCE_SEED, settings.reference_episodes))
     name = _host_name(task, family, seed)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from spikeforge.control import Degradation, behaviour_clone, save_host
+from spikeforge.control import Degradation, save_host
 from spikeforge.experiments.arguments import positive_int
 from spikeforge.experiments.dwam.evaluate import (
     PLASTIC,
@@ -25,7 +24,7 @@ from spikeforge.experiments.dwam.runs import (
     REFERENCE_SEED,
     TEST_SEED,
     load_trained_host,
-    neuron_factory,
+    train_host,
 )
 from spikeforge.experiments.registry import Command
 
@@ -50,9 +49,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    host = behaviour_clone(args.env, args.seed, neuron=neuron_factory(args.family))
-    if args.family != "lif":
-        host.config = replace(host.config, neuron=args.family)
+    host = train_host(args.env, args.family, args.seed)
     save_host(host, args.out)
     print(f"host trained in {time.perf_counter() - start:.0f} s, saved to {args.out}")
     return 0
