@@ -44,6 +44,9 @@ def test_scratch_snn_follows_the_same_seed_relu_network(mnist_small, tmp_path, a
     assert snn["window_violations"] == 0 and snn["early_spikes"] == 0
     # the event engine (compiled where a compiler is available) equals the closed form
     assert snn["event_engine"] in ("compiled", "python") and snn["event_vs_closed"] < 1e-12
+    # the stated figure: logits and window-relative spike times t_max - t
+    assert snn["event_vs_closed_window_relative"] == snn["event_vs_closed"]
+    assert snn["event_vs_closed_absolute"] < 1e-11
     counts = snn["operation_counts"]  # operation and energy table of the reproduced network
     assert counts["samples"] == 150 and 0 < counts["synaptic_ops"] < counts["relu_macs"]
     assert counts["snn_energy_pj"] > 0 and counts["relu_energy_pj"] > 0

@@ -75,6 +75,9 @@ def check_exact(model: nn.Module, x: torch.Tensor, neuron: str, input_range=(0.0
     assert max_abs_difference(fast.hidden_times, out.hidden_times) < ENGINE_TOL
     assert max_abs_difference(scanned.logits, out.logits) < ENGINE_TOL
     assert max_abs_difference(scanned.hidden_times, out.hidden_times) < ENGINE_TOL
+    # the same in window-relative times t_max - t, as engine and closed form compute them
+    assert max_abs_difference(fast.hidden_values, out.hidden_values) < ENGINE_TOL
+    assert max_abs_difference(scanned.hidden_values, out.hidden_values) < ENGINE_TOL
     assert max_abs_difference(sim.logits, out.logits) < TOL
     assert max_abs_difference(sim.hidden_times, out.hidden_times) < TOL
     # each hidden layer encodes the canonical ReLU network's activations: x = t_max - t

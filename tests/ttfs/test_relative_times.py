@@ -58,3 +58,54 @@ def test_run_reports_absolute_times(neuron: str) -> None:
         assert max_abs_difference(t, a) < 1e-12
         assert bool((t == win.t_max).any())  # silent neurons at exactly t_max
     assert max_abs_difference(out.logits, absolute.logits) < 1e-12
+
+
+def relu_activations(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of every ``nn.ReLU`` of ``model`` on ``x`` (forward hooks)."""
+    record: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: record.append(out.detach().clone()))
+        for m in model.modules()
+        if isinstance(m, nn.ReLU)
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return record
+
+
+def test_engine_window_relative_times_do_not_round_with_absolute_time() -> None:
+    """Ten B1 layers with 1500 tau_c windows (t_max up to 15001, an ulp there 1.8e-12): the
+    compiled engine's window-relative times ``t_max - t`` equal the ReLU network's activations
+    (an independent reference: the torch model itself, through hooks) and the closed form's
+    to far below an ulp of the absolute times; its absolute times are ``t_max`` minus them."""
+    from spikeforge.ttfs import engine
+    from spikeforge.ttfs.evaluate import evaluate_mapping
+
+    if not engine.is_available():
+        pytest.skip(f"compiled TTFS engine unavailable: {engine.unavailable_reason()}")
+    model = deep_mlp(10)
+    x = torch.rand(64, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    net = b1_from_scratch(model, (1, 4, 4))
+    sim = engine.simulate(net, x)
+    with torch.no_grad():
+        closed = net.run(x)
+    activations = relu_activations(model, x)
+    wins = net.windows.layers()
+    assert wins[-2].t_max > 15000
+    assert len(sim.hidden_values) == len(activations) == 10
+    assert sum(int((a > 0).sum()) for a in activations) > 0  # neurons spike in every run
+    assert max_abs_difference(sim.hidden_values, activations) < 1e-13
+    assert max_abs_difference(sim.hidden_values, closed.hidden_values) < 1e-13
+    assert max_abs_difference(sim.logits, model(x).detach()) < 1e-13
+    for t, v, win in zip(sim.hidden_times, sim.hidden_values, wins, strict=False):
+        assert torch.equal(t, win.t_max - v)
+    # evaluate_mapping states the window-relative figure, and the absolute one beside it
+    y = torch.zeros(64, dtype=torch.long)
+    ev = evaluate_mapping(net, x, y, model(x).detach(), operation_counts=False, engine="compiled")
+    assert ev.event_vs_closed_window_relative == ev.event_vs_closed < 1e-13
+    assert ev.event_vs_closed_absolute is not None and ev.event_vs_closed_absolute < 1e-11
+    assert ev.max_error < 1e-13 and ev.event_max_error < 1e-13  # window-relative, as computed

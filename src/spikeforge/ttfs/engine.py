@@ -39,7 +39,7 @@ try:
 except OSError as _exc:  # an installation without the package data
     _SOURCE = ""
     _MISSING = f"the kernel source {_SOURCE_PATH} is missing ({type(_exc).__name__})"
-_ABI = 6
+_ABI = 7
 _MODES = {("b1", False): 0, ("alpha1", False): 1, ("b1", True): 2, ("alpha1", True): 3}
 
 
@@ -99,11 +99,14 @@ class EngineResult:
     ``N - 1`` is the readout layer). ``scanned_neurons[n]``: alpha1 neurons (summed over
     samples) whose bound on the potential before ``t_min`` reached their threshold, so that
     their input events were scanned in time order for the first crossing (all of them with
-    ``always_scan``; 0 for B1 and readout layers, which cannot fire before ``t_min``)."""
+    ``always_scan``; 0 for B1 and readout layers, which cannot fire before ``t_min``).
+    ``hidden_values[n]``: the same spike times window-relative, ``t_max - t`` ``[B, *shape]``
+    (0 = no spike), as the engine computes them (``hidden_times`` are ``t_max`` minus these)."""
 
     logits: Tensor
     input_times: Tensor
     hidden_times: list[Tensor] = field(default_factory=list)
+    hidden_values: list[Tensor] = field(default_factory=list)
     early_spikes: list[int] = field(default_factory=list)
     synaptic_events: list[Tensor] = field(default_factory=list)
     scanned_neurons: list[int] = field(default_factory=list)
@@ -311,6 +314,7 @@ def simulate(
             if readout:
                 result.logits = out.flatten(1) if net.flatten_output else out
                 break
+            result.hidden_values.append(out)
             result.hidden_times.append(edges[n + 2] - out)  # t = t_max - y
             result.early_spikes.append(early)
             values = out[..., None]

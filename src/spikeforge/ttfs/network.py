@@ -40,11 +40,16 @@ class MappingInfo:
 @dataclass
 class TTFSOutput:
     """Result of a forward pass: ``logits`` ``[B, *out]``, the spike times of every hidden layer
-    (``[B, *shape]`` each, ``t_max`` meaning no spike) and the input spike times."""
+    (``[B, *shape]`` each, ``t_max`` meaning no spike) and the input spike times.
+
+    ``hidden_values``: without a hardware model, the same spike times window-relative as the
+    closed form computes them, ``t_max - t`` ``[B, *shape]`` per hidden layer (0: no spike;
+    ``hidden_times`` are ``t_max`` minus these); empty under a hardware model."""
 
     logits: Tensor
     input_times: Tensor
     hidden_times: list[Tensor] = field(default_factory=list)
+    hidden_values: list[Tensor] = field(default_factory=list)
 
 
 class TTFSNetwork(nn.Module):
@@ -189,6 +194,7 @@ class TTFSNetwork(nn.Module):
             for n, (layer, win) in enumerate(zip(self.layers, self.windows.layers(), strict=True)):
                 values = layer.values(values, win)
                 if n < self.windows.num_hidden:
+                    out.hidden_values.append(values)
                     out.hidden_times.append(win.t_max - values)
             out.logits = values.flatten(1) if self.flatten_output else values
             return out

@@ -14,7 +14,8 @@
 //  * B1 hidden (mode 0): firing blocked until t_min; V(t_min) = sum over input events of
 //    w (t_min - t_j); threshold theta = B_n - D (derived here); from t_min the potential rises
 //    with slope 1; the first crossing is t_min + (theta - V(t_min)); none before t_max: silent.
-//    V(t_min) > theta: the neuron fires at t_min, an early spike.
+//    V(t_min) > theta: the neuron fires at t_min, an early spike. theta and the crossing are
+//    kept as exact sums (two_sum), so y = B_n - (theta - V) carries no rounding of B_n.
 //  * alpha1 hidden (mode 1): bias current alpha from t_min_prev (u = B_{n-1} before t_min),
 //    every input spike switches on its current J; the events are sorted (latest value first
 //    = earliest time first) and between events V(u) = P - S u with P = sum w x + alpha B_{n-1}
@@ -52,6 +53,14 @@ inline void axpy_comp(double* __restrict d, double* __restrict c, const double* 
   }
 }
 
+// s = fl(a + b) and the rounding error e with a + b = s + e exactly (Knuth's TwoSum; needs
+// IEEE arithmetic without reassociation, which the build's flags keep).
+inline double two_sum(double a, double b, double& e) {
+  const double s = a + b, bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+  return s;
+}
+
 // Output position reached from input coordinate i through kernel tap k (-1: none), for every
 // (i, k): i = o * stride - pad + k * dilation.
 std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t pad,
@@ -69,7 +78,7 @@ std::vector<int64_t> tap_targets(int64_t in, int64_t k, int64_t stride, int64_t 
 
 extern "C" {
 
-int ttfs_events_abi() { return 6; }
+int ttfs_events_abi() { return 7; }
 
 // Max/min pooling of values x [B, C, H, W] (M = 1): per channel the earliest spike (largest x,
 // sign[c] > 0 or sign == null) or the latest (smallest x, sign[c] <= 0); padding never wins.
@@ -238,13 +247,22 @@ int64_t ttfs_layer(const double* x, int64_t B, int64_t C, int64_t H, int64_t W, 
               const double q = prm(param, param_pp, o0 + o, p);
               double result;
               if (mode == 0) {
-                const double theta = width - q;  // B1 threshold from the window and D
-                double gap = theta - accp[o];    // time from t_min to the crossing, slope 1
-                if (gap < 0.0) {                 // above threshold when firing is unblocked
+                // B1 threshold from the window and D, and the time from t_min to the
+                // crossing (slope 1), each an unevaluated sum hi + lo (two_sum): the width,
+                // large against V and D in late windows, then cancels exactly in y.
+                double theta_lo;
+                const double theta = two_sum(width, -q, theta_lo);
+                double gap_lo;
+                const double gap = two_sum(theta, -accp[o], gap_lo);
+                gap_lo += theta_lo;
+                if (gap + gap_lo < 0.0) {  // above threshold when firing is unblocked
                   ++early;
-                  gap = 0.0;
+                  result = width;
+                } else {
+                  double y_lo;
+                  const double y = two_sum(width, -gap, y_lo);
+                  result = y + (y_lo - gap_lo);  // y = t_max - t_i = width - gap
                 }
-                result = width - gap;
                 if (result < 0.0) result = 0.0;  // no crossing before t_max: silent
               } else if (mode == 2) {
                 result = q + accp[o];
