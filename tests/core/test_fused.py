@@ -109,6 +109,18 @@ def test_fused_matches_reference(kind: str, reset: str, detach_reset: bool, surr
 
 
 @needs_kernels
+@pytest.mark.parametrize("dtype", list(TOL))
+def test_fused_sigmoid_surrogate_over_the_whole_range(dtype: torch.dtype) -> None:
+    """The kernel's own exp: potentials from -400 to 400 (a d beyond exp's clamp at -708 / -87)."""
+    x = torch.linspace(-400.0, 400.0, 4001, dtype=torch.float64)
+    x = torch.cat([x, torch.linspace(-30.0, 30.0, 4001, dtype=torch.float64)]).to(dtype)
+    x = x.reshape(1, 2, -1)  # one step: H = x / tau, the surrogate's argument spans the range
+    results = run_both("lif", x, None, seed=7, surrogate="sigmoid", alpha=2.0)
+    assert all(bool(torch.isfinite(t).all()) for t in results[1])
+    assert_parity(results, dtype)
+
+
+@needs_kernels
 @pytest.mark.parametrize("strict", [False, True])
 def test_fused_threshold_equality_follows_the_compare(strict: bool) -> None:
     # H = .5 | 1.0 (== threshold) | ... exact in binary; >= fires at step 2, > does not
