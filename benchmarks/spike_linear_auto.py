@@ -34,7 +34,7 @@ from torch import nn
 
 from neuron_matrix import covering_array  # beside this script
 from spikeforge.core import spike_linear as sl
-from spikeforge.io import write_json
+from spikeforge.io import code_version, write_json
 from ttfs_inference import cpu_info, load_average  # beside this script
 
 FACTORS: dict[str, tuple[Any, ...]] = {
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(
             args.json,
             {
+                "code_version": code_version(),
                 "cpu": cpu_info(),
                 "torch": torch.__version__,
                 "load_before": load_before,

@@ -176,3 +176,22 @@ def test_dwam_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
         assert row["ratio"] > 0 and row["ratio_with_env"] > 0
         assert set(row["us_per_step"]) == {"host", "dwam", "env"}
     assert report["worst"]["ratio"] == max(r["ratio"] for r in report["rows"])
+
+
+def test_spike_linear_auto_benchmark_writes_its_json(tmp_path: Path) -> None:
+    from spikeforge.io import code_version
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        bench = importlib.import_module("spike_linear_auto")
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "bench.json"
+    argv = ["--max-cells", "2", "--repeats", "2", "--min-ms", "1", "--json", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["code_version"] == code_version() and report["cpu"]
+    assert [len(r["ratios"]) for r in report["results"]] == [2, 2]
+    for row in report["results"]:
+        assert row["path"].startswith(("event", "dense")) and row["ratio"] > 0
+    assert report["summary"]["worst"] == max(r["ratio"] for r in report["results"])
