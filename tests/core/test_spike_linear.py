@@ -198,6 +198,27 @@ def test_auto_respects_the_measured_density_limit(
 
 
 @needs_kernels
+def test_inputs_far_above_the_limit_skip_the_scan(
+    monkeypatch: pytest.MonkeyPatch, fresh_paths: Path
+) -> None:
+    lo, hi = paths.CALIBRATION_DENSITIES
+    dense_t = 20.0 / paths.SAFETY  # limit 0.19, as above
+    monkeypatch.setattr(sl, "_measure", _fake_measure(dense_t, 1 + 100 * lo, 1 + 100 * hi, []))
+    scans: list[int] = []
+    scan = sl._spike_indices
+    monkeypatch.setattr(sl, "_spike_indices", lambda x, d: scans.append(1) or scan(x, d))
+    w = torch.randn(300, 400, requires_grad=True)
+    far = _spikes((256, 400), 0.5, torch.float32)  # the sample holds ~0.5 > 1.5 x 0.19
+    y = spike_linear(far, w)
+    assert scans == [] and "_SpikeLinearBackward" not in _nodes(y.grad_fn)
+    torch.testing.assert_close(y, F.linear(far, w))
+    near = _spikes((256, 400), 0.25, torch.float32)  # above the limit, within the margin
+    assert "_SpikeLinearBackward" not in _nodes(spike_linear(near, w).grad_fn) and scans == [1]
+    sparse = _spikes((256, 400), 0.1, torch.float32)
+    assert "_SpikeLinearBackward" in _nodes(spike_linear(sparse, w).grad_fn) and scans == [1, 1]
+
+
+@needs_kernels
 def test_measured_limits_are_stored_and_reused(
     monkeypatch: pytest.MonkeyPatch, fresh_paths: Path
 ) -> None:

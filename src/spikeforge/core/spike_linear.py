@@ -244,6 +244,24 @@ def _measure(key: paths.LayerKey) -> Callable[[float | None], float]:
     return run
 
 
+#: rows of the sample :func:`_clearly_denser` counts, and its margin over the limit
+SAMPLE_ROWS, SAMPLE_MARGIN = 64, 1.5
+
+
+def _clearly_denser(x2d: Tensor, limit: float) -> bool:
+    """Whether :data:`SAMPLE_ROWS` evenly spaced rows of ``x2d [N, I]`` sum to more than
+    :data:`SAMPLE_MARGIN` times ``limit`` ones, so that the full scan would only find out that the
+    input takes the dense path (a scan costs 1.5-3 % of a forward). The rows are spread over
+    ``N`` (the ``T·B`` samples of all time steps). A sample below the margin goes on to the exact
+    scan (which also rejects non-binary inputs), so this only saves work on inputs far above the
+    limit; the result is the same either way."""
+    rows = x2d.shape[0]
+    if rows <= SAMPLE_ROWS:
+        return False
+    sample = x2d[:: rows // SAMPLE_ROWS][:SAMPLE_ROWS]
+    return float(sample.sum()) > SAMPLE_MARGIN * limit * sample.numel()
+
+
 def _event_limit(rows: int, weight: Tensor, train: bool) -> float:
     """The measured density up to which the event path is faster (:mod:`spike_linear_paths`)."""
     out, width = weight.shape
@@ -289,7 +307,7 @@ def spike_linear(
     if path == "auto":
         train = torch.is_grad_enabled() and weight.requires_grad
         limit = min(limit, _event_limit(x2d.shape[0], weight, train))
-        if limit <= 0.0:  # the dense kernel is faster at any density: not even a scan
+        if limit <= 0.0 or _clearly_denser(x2d, limit):  # dense: no full scan either
             return F.linear(x, weight, bias)
     csr = _spike_indices(x2d, limit)
     if csr is None:
