@@ -199,11 +199,11 @@ class _SpikeLinear(torch.autograd.Function):
 
 def _eligible(x: Tensor, weight: Tensor) -> bool:
     return (
-        weight.shape[0] >= 1024 // x.element_size()  # one full chunk of 8 vectors (kernel)
-        and x.device.type == "cpu"
-        and weight.device.type == "cpu"
-        and x.dtype in _DTYPES
+        x.dtype in _DTYPES
         and x.dtype == weight.dtype
+        and x.is_cpu
+        and weight.is_cpu
+        and weight.shape[0] >= 1024 // x.element_size()  # one full chunk of 8 vectors (kernel)
         and x.dim() >= 1
         and x.numel() > 0
         and not torch.compiler.is_compiling()
@@ -302,13 +302,15 @@ def spike_linear(
         or (torch.is_grad_enabled() and foreign_saved_tensors_hooks())
     ):
         return F.linear(x, weight, bias)
-    x2d = x.detach().reshape(-1, x.shape[-1]).contiguous()
     limit = max_density
     if path == "auto":
         train = torch.is_grad_enabled() and weight.requires_grad
-        limit = min(limit, _event_limit(x2d.shape[0], weight, train))
-        if limit <= 0.0 or _clearly_denser(x2d, limit):  # dense: no full scan either
+        limit = min(limit, _event_limit(x.numel() // x.shape[-1], weight, train))
+        if limit <= 0.0:  # the dense kernel is faster at any density: not even a scan
             return F.linear(x, weight, bias)
+    x2d = x.detach().reshape(-1, x.shape[-1]).contiguous()
+    if path == "auto" and _clearly_denser(x2d, limit):  # dense: no full scan either
+        return F.linear(x, weight, bias)
     csr = _spike_indices(x2d, limit)
     if csr is None:
         return F.linear(x, weight, bias)
