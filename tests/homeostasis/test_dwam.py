@@ -22,6 +22,16 @@ def make_net(seed: int = 1) -> nn.Sequential:
     return nn.Sequential(MultiStep(lin), DecayLIF(decay=0.8, reset="subtract"))
 
 
+def untouched(net: nn.Module, except_forward: nn.Module | None = None) -> bool:
+    """No module of ``net`` has a hook or (but ``except_forward``) an instance ``forward``."""
+    for m in net.modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return False
+        if "forward" in m.__dict__ and m is not except_forward:
+            return False
+    return True
+
+
 def spikes_in(g: torch.Generator, steps: int = T, batch: int = 1) -> torch.Tensor:
     """Bernoulli input spikes ``[steps, batch, N_IN]``."""
     return (torch.rand(steps, batch, N_IN, generator=g) < P_IN).float()
@@ -312,18 +322,14 @@ def test_bad_inputs_and_parameters(setup):
         dwam(torch.zeros(N_IN))
     with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
         dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
-    assert dwam._call is None  # the hooks are inactive again after the error
+    assert dwam._call is None  # the patches are off again after the error
+    assert untouched(net)
     x = spikes_in(torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = net(x)
-    hooks = len(net[0].layer._forward_hooks), len(net[1]._forward_hooks)
-    dwam.remove()  # its two hooks go; other DWAMs on this net keep theirs
-    assert (len(net[0].layer._forward_hooks), len(net[1]._forward_hooks)) == (
-        hooks[0] - 1,
-        hooks[1] - 1,
-    )
+    dwam.remove()
     with torch.no_grad():
-        assert torch.equal(net(x), out)  # inactive hooks changed nothing
+        assert torch.equal(net(x), out)  # the DWAM calls left nothing behind
     with pytest.raises(RuntimeError, match="removed"):
         dwam(x)
     with pytest.raises(ValueError, match=r"c_ref\['0'\] has shape \[3\]"):
@@ -563,13 +569,29 @@ def test_backend_choice_and_errors():
         half(spikes_in(torch.Generator().manual_seed(0)).half())
 
 
-def test_hooks_are_taken_off_when_the_dwam_is_collected():
-    import gc
-
+def test_the_model_carries_nothing_between_calls():
+    """No hook and no patched forward on the model outside DWAM calls (also after an error in
+    the middle of a call), and a forward the user patched on a module is restored and used."""
     net = make_net()
-    dwam = DWAM(net, ["0"], c_ref=0.2)
-    dwam(spikes_in(torch.Generator().manual_seed(0)))
-    assert net[0].layer._forward_hooks and net[1]._forward_hooks
-    del dwam
-    gc.collect()
-    assert not net[0].layer._forward_hooks and not net[1]._forward_hooks
+    calls = []
+    own = net[1].forward
+
+    def users_forward(*args, **kwargs):
+        calls.append(1)
+        return own(*args, **kwargs)
+
+    net[1].forward = users_forward
+    dwam = DWAM(net, ["0"], c_ref=0.2, stream_state=True)
+    assert untouched(net, except_forward=net[1])
+    out = dwam(spikes_in(torch.Generator().manual_seed(0)))
+    assert calls == [1] and out.shape == (T, 1, N_OUT)  # the user's forward ran inside DWAM
+    assert untouched(net, except_forward=net[1]) and net[1].forward is users_forward
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("neuron failed")
+
+    net[1].forward = broken
+    with pytest.raises(RuntimeError, match="neuron failed"):
+        dwam(spikes_in(torch.Generator().manual_seed(1)))
+    assert untouched(net, except_forward=net[1]) and net[1].forward is broken
+    assert dwam._call is None

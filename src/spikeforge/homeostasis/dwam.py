@@ -53,13 +53,14 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
 * the input of every call is checked for NaN/inf; with finite inputs and parameters the update
   stays finite by construction (rates are bounded), and the working weights are also checked
   every ``finite_check_every`` updates (a ``FloatingPointError`` names the layer);
-* the working weights reach the model by a temporary swap of a plain ``nn.Linear``'s weight
-  data when the batch shares them (restored in ``finally``; the trained values are never
-  written), and otherwise (per-sample streams, ``Linear`` subclasses, parametrised weights) by a
-  forward hook that recomputes the layer (a batched product per stream). The hooks (one per
-  plastic layer and per post-synaptic neuron) are registered at construction, act only during
-  a DWAM call and return at once otherwise; they hold a weak reference to the DWAM and are taken
-  off by :meth:`DWAM.remove` or when the DWAM is garbage-collected;
+* during a DWAM call (and only then) the ``forward`` of every plastic layer and of every
+  post-synaptic neuron (with ``stream_state``: every spikeforge neuron) is patched on the
+  instance (restored in ``finally``; the model carries no hook and no patch between calls, and
+  the trained values are never written): a plastic layer's patch sums its input and computes
+  the layer with the working weights, ``F.linear(x, W, b)`` when the batch shares them (the
+  call ``nn.Linear`` makes) and a batched product per stream with ``per_sample``; a neuron's
+  patch sums its spikes. Patching costs less than module hooks, which send every call of a
+  hooked module through PyTorch's slow path, even outside DWAM calls;
 * each update is one call of a compiled C++ kernel (``csrc/dwam.cpp``, built and cached by
   :mod:`spikeforge.core.kernels`) on CPU float32/float64 state, or the same operations in torch
   (``backend``);
@@ -78,7 +79,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +99,7 @@ _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
 _ABI = 2
+_NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
 
 
 class _KernelArgs(ctypes.Structure):
@@ -161,6 +162,7 @@ class _Plastic:
     cols: slice  # this layer's columns of the flat post-synaptic buffers
     start: Tensor | None = None  # the episode's initial weights [S, N_out, N_in]; None: trained
     weight: Tensor | None = None  # working copies [S, N_out, N_in]
+    weight0: Tensor | None = None  # view weight[0] (the working copy of stream 0)
     c_pre: Tensor | None = None  # [S, N_in]
     sum_pre: Tensor | None = None  # input summed since the last update [S, N_in]
     sum_post: Tensor | None = None  # view [S, N_out]
@@ -168,7 +170,6 @@ class _Plastic:
     seen_post: int = 0
     count_pre: int = 0  # values summed per stream (steps, times B when the batch is shared)
     count_post: int = 0
-    recompute: Tensor | None = None  # during a call: the weights the layer is recomputed with
 
     def clear_pending(self) -> None:
         self.seen_pre = self.seen_post = self.count_pre = self.count_post = 0
@@ -290,6 +291,8 @@ class DWAM:
         self._streams: int | None = None if self.per_sample else 1
         self._recording: dict[str, list[Any]] | None = None
         self._call: tuple[int, bool] | None = None  # (T, shared) during a call
+        self._working = True  # during a call: whether the working weights are substituted
+        self._kernel_update: Any = None  # the compiled update function, once chosen
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -322,13 +325,14 @@ class DWAM:
                     f"{first.device}"
                 )
         self._n_post = offset
+        self._layer_list = list(self._layers.values())
         self._c_ref = first.new_zeros(offset)  # [P]
         self._inv_ref = first.new_ones(offset)
         self._post_of: dict[str, list[_Plastic]] = {}
         for pl in self._layers.values():
             self._post_of.setdefault(pl.neuron_path, []).append(pl)
         self._allocate()
-        self._install_hooks()
+        self._targets = self._patch_targets()
         if c_ref is not None:
             self.set_reference(c_ref)
 
@@ -380,7 +384,7 @@ class DWAM:
             self._c_post = self._theta_m = self._sum_post = self._window = None
             self._win_sum = self._win_sq = self._gate_buf = None
             for pl in self._layers.values():
-                pl.weight = pl.c_pre = pl.sum_pre = pl.sum_post = None
+                pl.weight = pl.weight0 = pl.c_pre = pl.sum_pre = pl.sum_post = None
             return
         ref = self._c_ref
         self._c_post = ref.new_zeros(s, p)
@@ -395,6 +399,7 @@ class DWAM:
             n_out, n_in = w.shape
             initial = pl.start if pl.start is not None else w.expand(s, n_out, n_in)
             pl.weight = initial.clone(memory_format=torch.contiguous_format)
+            pl.weight0 = pl.weight[0]
             pl.c_pre = w.new_zeros(s, n_in)
             pl.sum_pre = w.new_zeros(s, n_in)
             pl.sum_post = self._sum_post[:, pl.cols]
@@ -487,7 +492,8 @@ class DWAM:
         try:
             for x in batches:
                 self._check_input(x)
-                self._run(x, working=False, shared=True)
+                with torch.no_grad():
+                    self._run(x, working=False, shared=True)
             for p, (_, count) in self._recording.items():
                 if count == 0:
                     raise RuntimeError(f"the neuron {self._layers[p].neuron_path!r} was not called")
@@ -533,27 +539,40 @@ class DWAM:
                 f"per_sample DWAM adapts {self._streams} independent streams, but this call has "
                 f"a batch of {x_seq.shape[1]}; call reset() to start a new batch of streams"
             )
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self._run_and_update(x_seq)
+        return self._run_and_update(x_seq)
+
+    forward = __call__
+
+    def _run_and_update(self, x_seq: Tensor) -> Any:
+        """:meth:`__call__` after the checks, under ``torch.no_grad()``."""
         out = self._run(x_seq, working=True, shared=False)
-        for pl in self._layers.values():
+        k = self.update_every or 1
+        due = True
+        for pl in self._layer_list:
             if pl.seen_post != pl.seen_pre:
                 raise RuntimeError(
                     f"the plastic layer {pl.path!r} and its neuron {pl.neuron_path!r} saw "
                     f"different numbers of steps ({pl.seen_pre} vs {pl.seen_post}); is the "
                     "neuron fed by this layer?"
                 )
-        k = self.update_every or 1
-        if all(pl.seen_post >= k for pl in self._layers.values()):
-            self.step()
+            due = due and pl.seen_post >= k
+        if due:
+            self._step()
         return out
-
-    forward = __call__
 
     @torch.no_grad()
     def step(self) -> bool:
         """One DWAM update (spec §4.1 steps 1-5) of every plastic layer from the spikes
         accumulated since the last one; returns ``False`` (and does nothing) if some layer has
         accumulated nothing."""
-        layers = list(self._layers.values())
+        return self._step()
+
+    def _step(self) -> bool:
+        """:meth:`step` (the caller disables autograd)."""
+        layers = self._layer_list
         if any(pl.seen_post == 0 or pl.seen_pre == 0 for pl in layers):
             return False
         counts = {pl.count_post for pl in layers}
@@ -647,7 +666,9 @@ class DWAM:
             torch.float32,
             torch.float64,
         )
-        if ok and _kernel() is not None:
+        lib = _kernel() if ok else None
+        if lib is not None:
+            self._kernel_update = lib.dwam_update
             return True
         if self.backend == "compiled":
             why = _LIBRARY.reason if ok else "it runs on CPU float32/float64 tensors only"
@@ -656,8 +677,7 @@ class DWAM:
 
     def _update_compiled(self, layers: list[_Plastic], inv_count: float, full: bool) -> None:
         """Steps 1-5 in one call of the compiled kernel (the same results as the torch path)."""
-        lib = _kernel()
-        assert lib is not None and self._kargs is not None
+        assert self._kargs is not None
         args, inv_pre = self._kargs["args"], self._kargs["keep"]["inv_count_pre"]
         for i, pl in enumerate(layers):
             inv_pre[i] = 1.0 / pl.count_pre
@@ -665,7 +685,7 @@ class DWAM:
         args.first = int(self._updates == 0 or self.tau_c == 1.0)
         args.full = int(full)
         args.inv_count_post = inv_count
-        lib.dwam_update(self._kargs["ref"])
+        self._kernel_update(self._kargs["ref"])
 
     def _recompute_window_sums(self) -> None:
         """The window's sums from the buffer itself (every W updates, so that the rounding of
@@ -675,164 +695,150 @@ class DWAM:
         torch.sum(self._window, 0, out=self._win_sum)
         torch.sum(self._window * self._window, 0, out=self._win_sq)
 
-    def _install_hooks(self) -> None:
-        """One forward hook per plastic layer and per post-synaptic neuron (with
-        ``stream_state``: a forward pre-hook and a forward hook on every spikeforge neuron),
-        registered once; they act only during a DWAM call (:attr:`_call` set) and return at
-        once otherwise. :meth:`remove` takes them off."""
-        self._handles: list[Any] = []
-        for pl in self._layers.values():
-            self._handles.append(pl.linear.register_forward_hook(self._synapse_hook(pl)))
+    def _patch_targets(self) -> list[tuple[nn.Module, str, Any]]:
+        """What a call patches: every plastic layer and every post-synaptic neuron (with
+        ``stream_state``: every spikeforge neuron), as ``(module, name, make_forward)``."""
+        targets: list[tuple[nn.Module, str, Any]] = [
+            (pl.linear, pl.path, self._synapse_forward(pl)) for pl in self._layers.values()
+        ]
         neuron_paths = set(self._post_of)
         if self.stream_state:
             neuron_paths |= {n for n, m in self._modules.items() if isinstance(m, NEURON_TYPES)}
         for npath in sorted(neuron_paths):
             m = self._modules[npath]
-            if self.stream_state and isinstance(m, NEURON_TYPES):
-                self._handles.append(
-                    m.register_forward_pre_hook(self._state_pre_hook(npath), with_kwargs=True)
-                )
-            self._handles.append(m.register_forward_hook(self._neuron_hook(npath)))
+            targets.append((m, npath, self._neuron_forward(npath, m)))
+        return targets
 
     def remove(self) -> None:
-        """Take DWAM's hooks off the model (its calls raise afterwards). Also done when the
-        DWAM object is garbage-collected (the hooks hold only a weak reference to it)."""
-        for h in getattr(self, "_handles", ()):
-            h.remove()
-        self._handles = []
+        """Detach DWAM from the model: its calls raise afterwards. (Between calls DWAM leaves
+        no hook or patch on the model; this only marks the DWAM as finished.)"""
         self._removed = True
 
-    def __del__(self) -> None:
-        self.remove()
-
-    @torch.no_grad()
     def _run(self, x_seq: Tensor, working: bool, shared: bool) -> Any:
         """The model on ``x_seq`` with the working weights substituted (``working``; else the
-        trained ones); the hooks accumulate the pre- and post-synaptic sums (over the batch too
-        when ``shared``). See the module docstring for how the weights are substituted."""
+        trained ones); the patched forwards accumulate the pre- and post-synaptic sums (over the
+        batch too when ``shared``). See the module docstring for how the weights are
+        substituted; every patch is taken off again before this returns or raises. The caller
+        disables autograd."""
         if self._removed:
-            raise RuntimeError("this DWAM's hooks were removed (remove()); build a new DWAM")
-        shared = shared or not self.per_sample
-        swapped = []
+            raise RuntimeError("this DWAM was removed (remove()); build a new DWAM")
+        self._working = working
+        self._call = (x_seq.shape[0], shared or not self.per_sample)
+        patched: list[tuple[dict[str, Any], Any]] = []
         try:
-            for pl in self._layers.values():
-                if not working:
-                    pl.recompute = None
-                elif self._streams == 1 and type(pl.linear) is nn.Linear:
-                    assert pl.weight is not None
-                    pl.recompute = None
-                    swapped.append((pl.linear.weight, pl.linear.weight.data))
-                    pl.linear.weight.data = pl.weight[0]
-                else:
-                    pl.recompute = pl.weight
-            self._call = (x_seq.shape[0], shared)
+            for module, _, make_forward in self._targets:
+                slots = module.__dict__
+                previous = slots.get("forward", _NO_PATCH)
+                patched.append((slots, previous))
+                slots["forward"] = make_forward(module.forward)
             return self.model(x_seq)
         finally:
             self._call = None
-            for param, data in swapped:
-                param.data = data
+            for slots, previous in reversed(patched):
+                if previous is _NO_PATCH:
+                    del slots["forward"]
+                else:
+                    slots["forward"] = previous
 
-    def _collect(self, pl: _Plastic, side: str, values: Tensor, t: int, shared: bool) -> None:
-        """Add ``values [T, B, N]`` summed over steps (and over the batch when ``shared``) to the
-        layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``."""
-        flat = values.reshape(-1, values.shape[-1]) if shared else values
+    def _collect(self, pl: _Plastic, side: str, x: Tensor, t: int, shared: bool) -> None:
+        """Add ``x`` (``[T, B, N]`` or ``[T·B, N]``) summed over steps (and over the batch when
+        ``shared``) to the layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``."""
+        n = x.shape[-1]
+        if shared and x.is_contiguous():  # the view that reshape(t, -1, n).reshape(-1, n) gives
+            flat = x.view(-1, n)
+            batch = flat.shape[0] // t
+        else:
+            values = x.reshape(t, -1, n)
+            batch = values.shape[1]
+            flat = values.reshape(-1, n) if shared else values
         if self._recording is not None:  # record_reference: totals per neuron, post side only
             if side == "post":
                 entry = self._recording[pl.path]
                 entry[0] = entry[0] + flat.sum(0).reshape(-1).to(self._c_ref.dtype)
-                entry[1] += t * values.shape[1]
+                entry[1] += t * batch
             return
-        pending = pl.sum_pre if side == "pre" else pl.sum_post
+        pre = side == "pre"
+        pending = pl.sum_pre if pre else pl.sum_post
         assert pending is not None
         if flat.dtype != pending.dtype:
             flat = flat.to(pending.dtype)
-        if (pl.seen_pre if side == "pre" else pl.seen_post) == 0:
+        if (pl.seen_pre if pre else pl.seen_post) == 0:
             torch.sum(flat, 0, keepdim=shared, out=pending)
         else:
             pending.add_(flat.sum(0, keepdim=shared))
-        count = t * (values.shape[1] if shared else 1)
-        if side == "pre":
+        count = t * batch if shared else t
+        if pre:
             pl.seen_pre += t
             pl.count_pre += count
         else:
             pl.seen_post += t
             pl.count_post += count
 
-    def _synapse_hook(self, pl: _Plastic) -> Any:
-        """During a DWAM call: collects the layer's input and, when the layer's working copies
-        cannot be swapped in (``pl.recompute`` ``[S, N_out, N_in]``), returns the layer
-        recomputed with them. Holds only a weak reference to the DWAM (see :meth:`remove`)."""
-        ref = weakref.ref(self)
-
-        def hook(module: nn.Module, args: tuple[Any, ...], out: Tensor) -> Any:
-            dwam = ref()
-            if dwam is None or dwam._call is None:
-                return None
-            return dwam._synapse_call(pl, module, args)
-
-        return hook
-
-    def _synapse_call(self, pl: _Plastic, module: nn.Module, args: tuple[Any, ...]) -> Any:
-        """The plastic layer's hook during a call (see :meth:`_synapse_hook`)."""
-        assert self._call is not None
-        t, shared = self._call
-        x = args[0]
+    def _synapse_forward(self, pl: _Plastic) -> Any:
+        """The plastic layer's forward during a call, given its own: collects the layer's input
+        and, with the working weights, computes the layer with them instead (one stream:
+        ``F.linear(x, W, b)``, the call ``nn.Linear`` makes; per-sample streams: a batched
+        product per stream)."""
         n_in = pl.trained.shape[1]
-        if x.shape[-1] != n_in or x.numel() % (t * n_in):
-            raise ValueError(
-                f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
-                f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
-            )
-        x3 = x.reshape(t, -1, n_in)
-        self._collect(pl, "pre", x3, t, shared)
-        weight = pl.recompute
-        if weight is None:
-            return None
-        w = weight.to(x.dtype)
-        if w.shape[0] == 1:
-            return F.linear(x, w[0], module.bias)
-        xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
-        y = torch.bmm(xb, wt) if module.bias is None else torch.baddbmm(module.bias, xb, wt)
-        return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
-    def _state_pre_hook(self, npath: str) -> Any:
-        """With ``stream_state``: during a call, feed the neuron its carried state and ask for
-        the new one."""
-        ref = weakref.ref(self)
-
-        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            dwam = ref()
-            if dwam is None or dwam._call is None:
-                return None
-            if len(args) != 1 or "state" in kwargs or "return_state" in kwargs:
-                return None  # the caller manages the state itself
-            kwargs = {**kwargs, "return_state": True}
-            if npath in dwam._neuron_state:
-                state = dwam._neuron_state[npath]
-                v = state[0] if isinstance(state, tuple) else state
-                x = args[0]
-                if v.shape != x.shape[1:]:
+        def make(original: Any) -> Any:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                x = args[0] if args else kwargs["input"]
+                t, shared = self._call  # type: ignore[misc]
+                if x.shape[-1] != n_in or x.numel() % (t * n_in):
+                    original(*args, **kwargs)  # the layer's own error first, if it has one
                     raise ValueError(
-                        f"stream_state: the neuron {npath!r} carries a state of shape "
-                        f"{list(v.shape)} but now gets [T, B, ...] = {list(x.shape)} (batch or "
-                        "neuron shape changed); call reset() between streams"
+                        f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
+                        f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
                     )
-                kwargs["state"] = state
-            return args, kwargs
+                self._collect(pl, "pre", x, t, shared)
+                if not self._working:
+                    return original(*args, **kwargs)
+                bias = pl.linear.bias
+                w = pl.weight
+                assert w is not None and pl.weight0 is not None
+                if w.shape[0] == 1:
+                    w0 = pl.weight0 if pl.weight0.dtype == x.dtype else pl.weight0.to(x.dtype)
+                    return F.linear(x, w0, bias)
+                w = w.to(x.dtype)
+                x3 = x.reshape(t, -1, n_in)
+                xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
+                y = torch.bmm(xb, wt) if bias is None else torch.baddbmm(bias, xb, wt)
+                return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
-        return hook
+            return forward
 
-    def _neuron_hook(self, npath: str) -> Any:
-        """During a call: collect the post-synaptic spikes (and the carried state)."""
-        ref = weakref.ref(self)
+        return make
 
-        def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
-            dwam = ref()
-            if dwam is None or dwam._call is None:
-                return None
-            return dwam._neuron_call(npath, module, out)
+    def _neuron_forward(self, npath: str, module: nn.Module) -> Any:
+        """A post-synaptic (or, with ``stream_state``, any spikeforge) neuron's forward during a
+        call, given its own: feeds the carried state (``stream_state``), collects the spikes."""
+        streams = self.stream_state and isinstance(module, NEURON_TYPES)
 
-        return hook
+        def make(original: Any) -> Any:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                if (
+                    streams
+                    and len(args) == 1
+                    and not ("state" in kwargs or "return_state" in kwargs)
+                ):
+                    kwargs = {**kwargs, "return_state": True}
+                    if npath in self._neuron_state:
+                        state = self._neuron_state[npath]
+                        v = state[0] if isinstance(state, tuple) else state
+                        x = args[0]
+                        if v.shape != x.shape[1:]:
+                            raise ValueError(
+                                f"stream_state: the neuron {npath!r} carries a state of shape "
+                                f"{list(v.shape)} but now gets [T, B, ...] = {list(x.shape)} "
+                                "(batch or neuron shape changed); call reset() between streams"
+                            )
+                        kwargs["state"] = state
+                return self._neuron_call(npath, module, original(*args, **kwargs))
+
+            return forward
+
+        return make
 
     def _neuron_call(self, npath: str, module: nn.Module, out: Any) -> Any:
         assert self._call is not None
@@ -853,7 +859,7 @@ class DWAM:
                     f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                     f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                 )
-            self._collect(pl, "post", spikes.reshape(t, -1, n_out), t, shared)
+            self._collect(pl, "post", spikes, t, shared)
         return spikes
 
     # -- episodes and state ----------------------------------------------------------------

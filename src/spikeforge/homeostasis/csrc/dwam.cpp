@@ -12,8 +12,25 @@
 // col0[l] .. col0[l] + O_l of the post-synaptic state.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace {
+
+// Whether row[0..n) holds a (signed) zero or a NaN.
+template <typename T>
+bool has_zero_or_nan(const T* row, int64_t n) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) count += (row[j] == T(0)) | (row[j] != row[j]);
+  return count != 0;
+}
+
+// Whether every entry of x[0..n) is finite (no inf, no NaN).
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  int64_t bad = 0;
+  for (int64_t j = 0; j < n; ++j) bad += !(std::fabs(x[j]) <= std::numeric_limits<T>::max());
+  return bad == 0;
+}
 
 template <typename T>
 void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int64_t adapt,
@@ -67,18 +84,24 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
   }
   if (!adapt) return;
   // 5. W += (η·sign·φ) ⊗ c_pre with φ = (c − θ_M)·c·g
+  //
+  // A row with φ·η = ±0 (a silent neuron, a closed gate) is left as it is when that is exactly
+  // what the update gives: with finite c_pre every term is ±0, and x + (±0) == x bit for bit
+  // for every x but ±0 (−0 + +0 = +0) and NaN; rows holding a zero or a NaN are updated.
   const T a = static_cast<T>(alpha);
   for (int64_t l = 0; l < L; ++l) {
     T* w = static_cast<T*>(weights[l]);
     const T* cp = static_cast<const T*>(c_pre[l]);
     const int64_t O = n_out[l], I = n_in[l];
     for (int64_t s = 0; s < S; ++s) {
+      const T* c = cp + s * I;
+      const bool c_finite = all_finite(c, I);
       for (int64_t i = 0; i < O; ++i) {
         const int64_t k = s * P + col0[l] + i;
         const T phi = ((c_post[k] - theta[k]) * c_post[k]) * gate[k];
         const T pa = phi * a;
         T* row = w + (s * O + i) * I;
-        const T* c = cp + s * I;
+        if (pa == T(0) && c_finite && !has_zero_or_nan(row, I)) continue;
         for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * c[j];
       }
     }
