@@ -595,3 +595,43 @@ def test_the_model_carries_nothing_between_calls():
         dwam(spikes_in(torch.Generator().manual_seed(1)))
     assert untouched(net, except_forward=net[1]) and net[1].forward is broken
     assert dwam._call is None
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of a float tensor (``torch.equal`` alone takes -0.0 == +0.0)."""
+    return t.view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_compiled_shortcuts_for_silent_neurons_are_bit_exact(one_thread, per_sample, sign):
+    """Silent neurons (c = 0): their θ_M decays into the float32 subnormal range and stays
+    there (τ_θ = 2.5: one unit of the smallest subnormal times 0.4 rounds to 0); the kernel
+    computes θ_M and φ without subnormal arithmetic and skips rows whose update is ±0; a -0.0
+    weight must stay -0.0 under -0 updates (sign = +1, θ_M > 0) and become +0.0 under a +0
+    update (sign = -1). The compiled path gives the torch path's bits at every update."""
+    net = make_net()
+    with torch.no_grad():
+        w = net[0].layer.weight
+        w[:10] = -0.01  # neurons 0-9 never fire
+        w[:5, :3] = -0.0  # negative zeros in silent rows
+    kwargs = dict(window=5, tau_theta=2.5, sign=sign, eta=0.02, c_ref=0.2, per_sample=per_sample)
+    fast = DWAM(net, ["0"], backend="compiled", **kwargs)
+    slow = DWAM(net, ["0"], backend="torch", **kwargs)
+    g = torch.Generator().manual_seed(21)
+    subnormal = 0
+    tiny = torch.finfo(torch.float32).tiny
+    keys = ("0.weight", "0.c_pre", "0.c_post", "0.theta_m", "0.window")
+    for _ in range(250):
+        x = spikes_in(g, T, 3)
+        assert torch.equal(_bits(fast(x)), _bits(slow(x)))
+        assert torch.equal(_bits(fast.gates()["0"]), _bits(slow.gates()["0"]))
+        a, b = fast.state_dict(), slow.state_dict()
+        for key in keys:
+            assert torch.equal(_bits(a[key]), _bits(b[key])), key
+        subnormal = max(subnormal, int(((a["0.theta_m"] > 0) & (a["0.theta_m"] < tiny)).sum()))
+    assert subnormal > 0  # the subnormal shortcut ran
+    zeros = _bits(b["0.weight"][..., :5, :3])
+    negative_zero = _bits(torch.tensor(-0.0))
+    assert bool((zeros == (negative_zero if sign == 1 else 0)).all())
+    assert float(torch.as_tensor(fast.weight_change()["0"]).min()) > 0  # other rows adapted

@@ -12,6 +12,7 @@
 // col0[l] .. col0[l] + O_l of the post-synaptic state.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace {
@@ -31,6 +32,35 @@ bool all_finite(const T* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) bad += !(std::fabs(x[j]) <= std::numeric_limits<T>::max());
   return bad == 0;
 }
+
+// Subnormals. A neuron that stays silent (c = 0) has its θ_M decay geometrically towards 0;
+// in float32 it ends in the subnormal range and stays there (θ·(1/τ_θ) rounds to a few units of
+// the smallest subnormal), where x86 arithmetic takes a slow microcode path on every update.
+// The two operations that meet such a θ are computed here without subnormal arithmetic and
+// with the same bits:
+//   * θ ← θ + (0 − θ)·w for c = 0 (target c²/c_ref = +0): with θ = k·2^-149 (k its bits) the
+//     product rounds to the nearest multiple of 2^-149 (ties to even), m = rint(k·w) with k·w
+//     exact in double (23 + 24 bits), and the sum is exact: θ ← (k − m)·2^-149;
+//   * φ = ((c − θ)·c)·g for c = ±0: a signed zero whose sign depends on θ only through its
+//     sign, so θ is replaced by ±1.
+inline bool positive_subnormal(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits != 0 && bits < 0x00800000u;
+}
+inline bool positive_subnormal(double) { return false; }  // float64: plain arithmetic
+
+// θ + (0 − θ)·w for a positive subnormal float θ and 0 < w <= 1, without subnormal arithmetic.
+inline float decay_subnormal(float theta, float w) {
+  uint32_t k;
+  std::memcpy(&k, &theta, sizeof k);
+  const uint32_t m = static_cast<uint32_t>(std::nearbyint(static_cast<double>(k) * w));
+  const uint32_t bits = k - m;
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+inline double decay_subnormal(double theta, double) { return theta; }  // never called
 
 template <typename T>
 void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int64_t adapt,
@@ -64,12 +94,20 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
     win_sq[k] = (win_sq[k] + now * now) - old * old;
     win[k] = now;
     // 3. sliding threshold towards c²/c_ref
-    const T target = (c * c) * inv_ref[k % P];
-    theta[k] = theta[k] + (target - theta[k]) * w_theta;
+    if (c == T(0) && positive_subnormal(theta[k]) && w_theta <= T(1)) {
+      theta[k] = decay_subnormal(theta[k], w_theta);  // the same bits (see above)
+    } else {
+      const T target = (c * c) * inv_ref[k % P];
+      theta[k] = theta[k] + (target - theta[k]) * w_theta;
+    }
   }
   if (!full) return;
   // 4. gate g = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), 0 where 0/0
   for (int64_t k = 0; k < n; ++k) {
+    if (win_sum[k] == 0.0 && win_sq[k] == 0.0) {  // a silent window: 0/0, NaN, gate 0
+      gate[k] = T(0);  // (the same result without NaN arithmetic, slow on some CPUs)
+      continue;
+    }
     double r = win_sq[k] / (win_sum[k] * win_sum[k]);
     r = r * zeta2_w;
     r = r - zeta2;
@@ -94,15 +132,18 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
     const T* cp = static_cast<const T*>(c_pre[l]);
     const int64_t O = n_out[l], I = n_in[l];
     for (int64_t s = 0; s < S; ++s) {
-      const T* c = cp + s * I;
-      const bool c_finite = all_finite(c, I);
+      const T* pre = cp + s * I;
+      const bool c_finite = all_finite(pre, I);
       for (int64_t i = 0; i < O; ++i) {
         const int64_t k = s * P + col0[l] + i;
-        const T phi = ((c_post[k] - theta[k]) * c_post[k]) * gate[k];
+        const T c = c_post[k];
+        // for c = ±0 only the sign of θ matters (see above); avoids subnormal arithmetic
+        const T th = (c == T(0) && positive_subnormal(theta[k])) ? T(1) : theta[k];
+        const T phi = ((c - th) * c) * gate[k];
         const T pa = phi * a;
         T* row = w + (s * O + i) * I;
         if (pa == T(0) && c_finite && !has_zero_or_nan(row, I)) continue;
-        for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * c[j];
+        for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * pre[j];
       }
     }
   }
