@@ -11,6 +11,7 @@ from spikeforge.data import DataNotFoundError, load_dataset
 from spikeforge.experiments.ttfs_train import (
     Recipe,
     format_train_table,
+    report_counts,
     run_finetune,
     run_scratch,
     scratch_recipe,
@@ -58,6 +59,8 @@ def test_scratch_snn_follows_the_same_seed_relu_network(mnist_small, tmp_path, a
     assert losses[1] < losses[0]  # it did learn
     assert json.loads((tmp_path / "scratch.json").read_text())["arch"] == arch
     assert "scratch" in format_train_table([report])
+    (text,) = report_counts([report])  # printed by the command after its table
+    assert "event engine - closed form" in text and "nJ (TTFS)" in text
 
 
 def test_finetuned_snn_is_still_exactly_a_relu_network(mnist_small, tmp_path) -> None:
@@ -80,6 +83,13 @@ def test_finetuned_snn_is_still_exactly_a_relu_network(mnist_small, tmp_path) ->
     assert tuned["max_error"] < 1e-9
     assert tuned["losses"] and tuned["losses"][0] > 0
     assert "finetune" in format_train_table([report])
+    # operation and energy tables of the mapped and of the fine-tuned network
+    for ev in (mapped, tuned):
+        counts = ev["operation_counts"]
+        assert counts["samples"] == 150 and 0 < counts["synaptic_ops"] < counts["relu_macs"]
+    assert tuned["event_vs_closed_window_relative"] < 1e-12
+    texts = report_counts([report])
+    assert [t.split("\n")[0].split()[2].rstrip(";") for t in texts] == ["mapped", "finetuned"]
 
 
 def test_finetune_under_a_hardware_model(mnist_small, tmp_path) -> None:

@@ -37,7 +37,7 @@ from spikeforge.metrics import accuracy, max_abs_difference, predictions_in_batc
 from spikeforge.models import ARCHITECTURES, fc2_p2, lenet5, vgg_small
 from spikeforge.tables import format_table
 from spikeforge.training import TrainConfig, relu_activity_l1, train_classifier
-from spikeforge.ttfs.evaluate import evaluate_mapping
+from spikeforge.ttfs.evaluate import evaluate_mapping, format_counts
 from spikeforge.ttfs.finetune import evaluate_hardware, finetune_hardware, quantile_windows
 from spikeforge.ttfs.fold import Chain, canonicalize
 from spikeforge.ttfs.hardware import Hardware
@@ -385,6 +385,28 @@ def format_train_table(reports: list[dict]) -> str:
     return format_table(TABLE_HEADERS, table_rows(reports))
 
 
+def report_counts(reports: list[dict]) -> list[str]:
+    """Per evaluated network of :func:`run_scratch` / :func:`run_finetune` reports, a title line
+    (with the engine's largest difference from the closed form, window-relative) and its
+    operation and energy table (:func:`~spikeforge.ttfs.evaluate.format_counts`)."""
+    texts = []
+    for r in reports:
+        if r["mode"] == "scratch":
+            evaluations = [("scratch", r["snn"])]
+        elif r["mode"] == "finetune":
+            evaluations = [("mapped", r["mapped"]), ("finetuned", r["finetuned"])]
+        else:
+            continue
+        for label, ev in evaluations:
+            if not ev.get("operation_counts"):
+                continue
+            engine = ev.get("event_vs_closed_window_relative")
+            vs = "" if engine is None else f"; event engine - closed form {engine:.1e}"
+            title = f"{r['dataset']} {r['arch']} {label}{vs} (logits, window-relative times)"
+            texts.append(f"{title}\n{format_counts(ev['operation_counts'])}")
+    return texts
+
+
 # ---------------------------------------------------------------------------------------------
 # command
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +530,8 @@ def _run_command(args: argparse.Namespace) -> int:
             )
         )
     print(format_train_table(reports))
+    for text in report_counts(reports):
+        print(text)
     print(f"reports written to {out}/")
     return 0
 
@@ -533,6 +557,7 @@ __all__ = [
     "Recipe",
     "format_train_table",
     "refreshed_chain",
+    "report_counts",
     "run_finetune",
     "run_scratch",
     "scratch_recipe",
