@@ -3,6 +3,8 @@ trains -> 30 decay-factor LIF neurons (β = 0.8, soft reset), seeded."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -635,3 +637,77 @@ def test_compiled_shortcuts_for_silent_neurons_are_bit_exact(one_thread, per_sam
     negative_zero = _bits(torch.tensor(-0.0))
     assert bool((zeros == (negative_zero if sign == 1 else 0)).all())
     assert float(torch.as_tensor(fast.weight_change()["0"]).min()) > 0  # other rows adapted
+
+
+class _TwoLayers(nn.Module):
+    """100 -> 30 -> 20 spiking layers (``MultiStep(nn.Linear)``); ``between`` runs on the first
+    layer's spikes (a copy, an in-place change)."""
+
+    def __init__(self, between: Any = None) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        fc1, fc2 = nn.Linear(N_IN, N_OUT), nn.Linear(N_OUT, 20)
+        with torch.no_grad():
+            fc1.weight.copy_(torch.rand(N_OUT, N_IN, generator=g) * 0.05)
+            fc2.weight.copy_(torch.rand(20, N_OUT, generator=g) * 0.4)
+            fc1.bias.copy_(torch.rand(N_OUT, generator=g) * 0.1)
+            fc2.bias.copy_(torch.rand(20, generator=g) * 0.1 - 0.3)
+        self.fc1, self.fc2 = MultiStep(fc1), MultiStep(fc2)
+        self.lif1 = DecayLIF(decay=0.8, reset="subtract")
+        self.lif2 = DecayLIF(decay=0.8, reset="subtract")
+        self.between = between
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.lif1(self.fc1(x))
+        if self.between is not None:
+            s1 = self.between(s1)
+        return self.lif2(self.fc2(s1))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_spike_sum_taken_over_equals_summing_again(one_thread, per_sample):
+    """The second layer's input sum taken over from the first neuron's spike sum gives the bits
+    of summing the input again (a copy of the spikes in between: nothing to take over)."""
+    layers = {"fc1": "lif1", "fc2": "lif2"}
+    kwargs = dict(window=10, eta=0.02, c_ref=0.15, per_sample=per_sample)
+    fast = DWAM(_TwoLayers(), layers, **kwargs)
+    general = DWAM(_TwoLayers(between=torch.clone), layers, **kwargs)
+    g = torch.Generator().manual_seed(22)
+    fired = 0.0
+    for _ in range(60):
+        x = torch.rand(T, 3, N_IN, generator=g) * 0.8
+        assert torch.equal(_bits(fast(x)), _bits(general(x)))
+        a, b = fast.state_dict(), general.state_dict()
+        for key in a:
+            if isinstance(a[key], torch.Tensor):
+                assert torch.equal(_bits(a[key]), _bits(b[key])), key
+        fired = max(fired, float(a["fc2.c_pre"].max()))
+    assert fired > 0  # the first layer did fire
+    assert float(torch.as_tensor(fast.weight_change()["fc2"]).min()) > 0
+
+
+def test_per_sample_product_view_is_the_reshaped_input():
+    """The per-sample product reads ``MultiStep``'s ``[T·B, N]`` input through one strided view:
+    the very view ``x.reshape(T, -1, N).transpose(0, 1)`` (same storage, shape, strides)."""
+    for b, n in [(3, 7), (1, 4), (20, 64)]:
+        x = torch.randn(T * b, n)
+        view = x.as_strided((b, T, n), (n, b * n, 1))
+        ref = x.reshape(T, -1, n).transpose(0, 1)
+        assert (view.shape, view.stride(), view.data_ptr()) == (
+            ref.shape,
+            ref.stride(),
+            ref.data_ptr(),
+        )
+        assert torch.equal(view, ref)
+
+
+def test_spikes_changed_in_place_are_summed_again(one_thread):
+    """Spikes halved in place between the neurons and the next layer: that layer's input rate
+    is half the first neuron's rate (the neuron's spike sum must not be taken over)."""
+    dwam = DWAM(
+        _TwoLayers(between=lambda s: s.mul_(0.5)), {"fc1": "lif1", "fc2": "lif2"}, c_ref=0.1
+    )
+    dwam(torch.rand(T, 4, N_IN, generator=torch.Generator().manual_seed(23)))
+    sd = dwam.state_dict()
+    assert float(sd["fc1.c_post"].max()) > 0
+    assert torch.equal(sd["fc2.c_pre"], 0.5 * sd["fc1.c_post"])

@@ -100,6 +100,16 @@ BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
 _ABI = 2
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
+_EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
+
+
+def _storage_key(x: Tensor) -> tuple[Any, ...] | None:
+    """Identifies a tensor's elements and their values: data pointer, shape, strides, dtype and
+    version counter (bumped by every in-place change); ``None`` for inference tensors (no
+    version counter)."""
+    if x.is_inference():
+        return None
+    return (x.data_ptr(), x.shape, x.stride(), x.dtype, x._version)
 
 
 class _KernelArgs(ctypes.Structure):
@@ -163,6 +173,7 @@ class _Plastic:
     start: Tensor | None = None  # the episode's initial weights [S, N_out, N_in]; None: trained
     weight: Tensor | None = None  # working copies [S, N_out, N_in]
     weight0: Tensor | None = None  # view weight[0] (the working copy of stream 0)
+    weight_t: Tensor | None = None  # view weight.transpose(1, 2) [S, N_in, N_out]
     c_pre: Tensor | None = None  # [S, N_in]
     sum_pre: Tensor | None = None  # input summed since the last update [S, N_in]
     sum_post: Tensor | None = None  # view [S, N_out]
@@ -292,6 +303,8 @@ class DWAM:
         self._recording: dict[str, list[Any]] | None = None
         self._call: tuple[int, bool] | None = None  # (T, shared) during a call
         self._working = True  # during a call: whether the working weights are substituted
+        # during a call: (_storage_key, sum) of the last spikeforge neuron's spikes
+        self._spike_sum: tuple[Any, Tensor | None] | None = None
         self._kernel_update: Any = None  # the compiled update function, once chosen
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
@@ -384,7 +397,8 @@ class DWAM:
             self._c_post = self._theta_m = self._sum_post = self._window = None
             self._win_sum = self._win_sq = self._gate_buf = None
             for pl in self._layers.values():
-                pl.weight = pl.weight0 = pl.c_pre = pl.sum_pre = pl.sum_post = None
+                pl.weight = pl.weight0 = pl.weight_t = None
+                pl.c_pre = pl.sum_pre = pl.sum_post = None
             return
         ref = self._c_ref
         self._c_post = ref.new_zeros(s, p)
@@ -400,6 +414,7 @@ class DWAM:
             initial = pl.start if pl.start is not None else w.expand(s, n_out, n_in)
             pl.weight = initial.clone(memory_format=torch.contiguous_format)
             pl.weight0 = pl.weight[0]
+            pl.weight_t = pl.weight.transpose(1, 2)
             pl.c_pre = w.new_zeros(s, n_in)
             pl.sum_pre = w.new_zeros(s, n_in)
             pl.sum_post = self._sum_post[:, pl.cols]
@@ -723,6 +738,7 @@ class DWAM:
         if self._removed:
             raise RuntimeError("this DWAM was removed (remove()); build a new DWAM")
         self._working = working
+        self._spike_sum = None
         self._call = (x_seq.shape[0], shared or not self.per_sample)
         patched: list[tuple[dict[str, Any], Any]] = []
         try:
@@ -748,7 +764,7 @@ class DWAM:
             flat = x.view(-1, n)
             batch = flat.shape[0] // t
         else:
-            values = x.reshape(t, -1, n)
+            values = x if x.dim() == 3 and x.shape[0] == t else x.reshape(t, -1, n)
             batch = values.shape[1]
             flat = values.reshape(-1, n) if shared else values
         if self._recording is not None:  # record_reference: totals per neuron, post side only
@@ -762,7 +778,12 @@ class DWAM:
         assert pending is not None
         if flat.dtype != pending.dtype:
             flat = flat.to(pending.dtype)
-        if (pl.seen_pre if pre else pl.seen_post) == 0:
+        first = (pl.seen_pre if pre else pl.seen_post) == 0
+        spikes = self._spike_sum
+        key = _storage_key(flat) if pre and first and spikes is not None else None
+        if key is not None and spikes is not None and key == spikes[0]:
+            pending.copy_(spikes[1])  # the same spikes, summed by the neuron's patch
+        elif first:
             torch.sum(flat, 0, keepdim=shared, out=pending)
         else:
             pending.add_(flat.sum(0, keepdim=shared))
@@ -796,13 +817,18 @@ class DWAM:
                     return original(*args, **kwargs)
                 bias = pl.linear.bias
                 w = pl.weight
-                assert w is not None and pl.weight0 is not None
+                assert w is not None and pl.weight0 is not None and pl.weight_t is not None
                 if w.shape[0] == 1:
                     w0 = pl.weight0 if pl.weight0.dtype == x.dtype else pl.weight0.to(x.dtype)
                     return F.linear(x, w0, bias)
-                w = w.to(x.dtype)
-                x3 = x.reshape(t, -1, n_in)
-                xb, wt = x3.transpose(0, 1), w.transpose(1, 2)  # [S, T, N_in], [S, N_in, N_out]
+                if x.dim() == 2 and x.is_contiguous() and w.dtype == x.dtype:
+                    # x.reshape(t, -1, N_in).transpose(0, 1) as one view, [S, T, N_in]
+                    streams = x.shape[0] // t
+                    xb = x.as_strided((streams, t, n_in), (n_in, streams * n_in, 1))
+                    wt = pl.weight_t  # [S, N_in, N_out]
+                else:
+                    w = w.to(x.dtype)
+                    xb, wt = x.reshape(t, -1, n_in).transpose(0, 1), w.transpose(1, 2)
                 y = torch.bmm(xb, wt) if bias is None else torch.baddbmm(bias, xb, wt)
                 return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
@@ -859,7 +885,13 @@ class DWAM:
                     f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                     f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                 )
+            first = pl.seen_post == 0
             self._collect(pl, "post", spikes, t, shared)
+            if first and isinstance(module, NEURON_TYPES) and spikes.dtype in _EXACT_SUMS:
+                # 0/1 spikes: their sum is exact in any order, so a plastic layer fed with
+                # these very spikes next can take it over (see _collect)
+                flat = spikes.reshape(-1, n_out) if shared else spikes.reshape(t, -1, n_out)
+                self._spike_sum = (_storage_key(flat), pl.sum_post)
         return spikes
 
     # -- episodes and state ----------------------------------------------------------------
