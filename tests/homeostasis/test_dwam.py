@@ -711,3 +711,24 @@ def test_spikes_changed_in_place_are_summed_again(one_thread):
     sd = dwam.state_dict()
     assert float(sd["fc1.c_post"].max()) > 0
     assert torch.equal(sd["fc2.c_pre"], 0.5 * sd["fc1.c_post"])
+
+
+def test_weights_clamped_to_a_negative_zero_bound_stay_bit_exact(one_thread):
+    """``w_range = (-0.0, 1)`` clamps negative weights to -0.0, which a +0 update must turn into
+    +0.0 (sign = -1): the kernel may then not skip rows whose update is ±0 without a scan."""
+    net = make_net()
+    with torch.no_grad():
+        net[0].layer.weight[:10] = -0.01  # silent neurons, no -0.0 at the start
+    kwargs = dict(window=5, tau_theta=2.5, sign=-1, eta=0.02, c_ref=0.2, w_range=(-0.0, 1.0))
+    fast = DWAM(net, ["0"], backend="compiled", **kwargs)
+    slow = DWAM(net, ["0"], backend="torch", **kwargs)
+    g = torch.Generator().manual_seed(24)
+    negative_zero = _bits(torch.tensor(-0.0))
+    seen = set()
+    for _ in range(40):
+        x = spikes_in(g, T, 2)
+        assert torch.equal(_bits(fast(x)), _bits(slow(x)))
+        a, b = _bits(fast.weights["0"]), _bits(slow.weights["0"])
+        assert torch.equal(a, b)
+        seen.add(bool((b[:10] == negative_zero).any()))
+    assert seen == {True, False}  # -0.0 appeared (the clamp) and went (+0 updates)

@@ -98,7 +98,7 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 2
+_ABI = 3
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
 _EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
 
@@ -129,6 +129,7 @@ class _KernelArgs(ctypes.Structure):
         ("L", ctypes.c_int64),
         *[(n, ctypes.c_void_p) for n in ("col0", "n_out", "n_in", "weights", "c_pre", "sum_pre")],
         ("inv_count_pre", ctypes.c_void_p),
+        ("plain_zeros", ctypes.c_void_p),
     ]
 
 
@@ -419,6 +420,21 @@ class DWAM:
             pl.sum_pre = w.new_zeros(s, n_in)
             pl.sum_post = self._sum_post[:, pl.cols]
         self._kargs = self._kernel_arguments()
+        self._note_plain_zeros()
+
+    def _note_plain_zeros(self) -> None:
+        """Tell the kernel which layers' working weights hold neither -0.0 nor NaN: there it
+        skips the rows whose update is ±0 without scanning them (``csrc/dwam.cpp``, step 5).
+        Updates never create either; a ``w_range`` bound of -0.0 could, so then never."""
+        assert self._kargs is not None
+        flags = self._kargs["keep"]["plain_zeros"]
+        bounds = self.w_range or ()
+        negative_bound = any(b == 0.0 and math.copysign(1.0, b) < 0 for b in bounds)
+        for i, pl in enumerate(self._layer_list):
+            w = pl.weight
+            assert w is not None
+            special = negative_bound or bool(((w == 0) & torch.signbit(w)).any())
+            flags[i] = int(not (special or bool(torch.isnan(w).any())))
 
     def _kernel_arguments(self) -> dict[str, Any]:
         """The compiled update's arguments, filled once (every buffer is allocated once per
@@ -438,6 +454,7 @@ class DWAM:
             "c_pre": ptrs([pl.c_pre for pl in layers]),
             "sum_pre": ptrs([pl.sum_pre for pl in layers]),
             "inv_count_pre": (ctypes.c_double * n)(),
+            "plain_zeros": (ctypes.c_int64 * n)(),
         }
         args = _KernelArgs()
         for name, tensor in (
@@ -1077,6 +1094,7 @@ class DWAM:
                 self._field(pl, name).copy_(value)
         self._updates = updates.pop()
         self._recompute_window_sums()
+        self._note_plain_zeros()
         self.episode_seed = state_dict["episode_seed"]
         self._has_ref = bool(state_dict["has_reference"])
         self._neuron_state = {}

@@ -68,7 +68,8 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
             double alpha, T* sum_post, T* c_post, T* theta, const T* inv_ref, double* window,
             double* win_sum, double* win_sq, T* gate, int64_t L, const int64_t* col0,
             const int64_t* n_out, const int64_t* n_in, void* const* weights,
-            void* const* c_pre, void* const* sum_pre, const double* inv_count_pre) {
+            void* const* c_pre, void* const* sum_pre, const double* inv_count_pre,
+            const int64_t* plain_zeros) {
   const T w_ema = static_cast<T>(ema), w_theta = static_cast<T>(theta_rate);
   // 1. rates
   for (int64_t l = 0; l < L; ++l) {
@@ -125,7 +126,9 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
   //
   // A row with φ·η = ±0 (a silent neuron, a closed gate) is left as it is when that is exactly
   // what the update gives: with finite c_pre every term is ±0, and x + (±0) == x bit for bit
-  // for every x but ±0 (−0 + +0 = +0) and NaN; rows holding a zero or a NaN are updated.
+  // for every x but −0 (−0 + +0 = +0) and NaN. plain_zeros[l]: the caller knows that layer l's
+  // weights hold neither −0 nor NaN (the update creates neither); otherwise rows holding a
+  // zero or a NaN are updated.
   const T a = static_cast<T>(alpha);
   for (int64_t l = 0; l < L; ++l) {
     T* w = static_cast<T*>(weights[l]);
@@ -142,7 +145,7 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
         const T phi = ((c - th) * c) * gate[k];
         const T pa = phi * a;
         T* row = w + (s * O + i) * I;
-        if (pa == T(0) && c_finite && !has_zero_or_nan(row, I)) continue;
+        if (pa == T(0) && c_finite && (plain_zeros[l] || !has_zero_or_nan(row, I))) continue;
         for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * pre[j];
       }
     }
@@ -174,9 +177,10 @@ struct DwamArgs {
   void* const* c_pre;
   void* const* sum_pre;
   const double* inv_count_pre;
+  const int64_t* plain_zeros;
 };
 
-int dwam_abi() { return 2; }
+int dwam_abi() { return 3; }
 
 void dwam_update(const DwamArgs* a) {
   const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
@@ -198,18 +202,19 @@ void dwam_update(const DwamArgs* a) {
   void* const* c_pre = a->c_pre;
   void* const* sum_pre = a->sum_pre;
   const double* inv_count_pre = a->inv_count_pre;
+  const int64_t* plain_zeros = a->plain_zeros;
   if (is_double) {
     update<double>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
                    zeta2_w, alpha, static_cast<double*>(sum_post), static_cast<double*>(c_post),
                    static_cast<double*>(theta), static_cast<const double*>(inv_ref), window,
                    win_sum, win_sq, static_cast<double*>(gate), L, col0, n_out, n_in, weights,
-                   c_pre, sum_pre, inv_count_pre);
+                   c_pre, sum_pre, inv_count_pre, plain_zeros);
   } else {
     update<float>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
                   zeta2_w, alpha, static_cast<float*>(sum_post), static_cast<float*>(c_post),
                   static_cast<float*>(theta), static_cast<const float*>(inv_ref), window, win_sum,
                   win_sq, static_cast<float*>(gate), L, col0, n_out, n_in, weights, c_pre,
-                  sum_pre, inv_count_pre);
+                  sum_pre, inv_count_pre, plain_zeros);
   }
 }
 
