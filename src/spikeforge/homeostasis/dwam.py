@@ -98,18 +98,10 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 3
+_ABI = 4
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
+_UNSET = object()  # not decided yet
 _EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
-
-
-def _storage_key(x: Tensor) -> tuple[Any, ...] | None:
-    """Identifies a tensor's elements and their values: data pointer, shape, strides, dtype and
-    version counter (bumped by every in-place change); ``None`` for inference tensors (no
-    version counter)."""
-    if x.is_inference():
-        return None
-    return (x.data_ptr(), x.shape, x.stride(), x.dtype, x._version)
 
 
 class _KernelArgs(ctypes.Structure):
@@ -137,6 +129,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.dwam_abi.restype = ctypes.c_int
     lib.dwam_update.argtypes = [ctypes.POINTER(_KernelArgs)]
     lib.dwam_update.restype = None
+    lib.dwam_time_major.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * 3]
+    lib.dwam_time_major.restype = None
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
 
@@ -304,9 +298,11 @@ class DWAM:
         self._recording: dict[str, list[Any]] | None = None
         self._call: tuple[int, bool] | None = None  # (T, shared) during a call
         self._working = True  # during a call: whether the working weights are substituted
-        # during a call: (_storage_key, sum) of the last spikeforge neuron's spikes
-        self._spike_sum: tuple[Any, Tensor | None] | None = None
+        # during a call: (spikes, their version counter, their sum) of the last spikeforge
+        # neuron whose spikes were summed (see _take_spike_sum)
+        self._spike_sum: tuple[Tensor, int, Tensor | None] | None = None
         self._kernel_update: Any = None  # the compiled update function, once chosen
+        self._copy_fn: Any = _UNSET  # the compiled time-major copy (_time_major_copy)
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -767,6 +763,7 @@ class DWAM:
             return self.model(x_seq)
         finally:
             self._call = None
+            self._spike_sum = None
             for slots, previous in reversed(patched):
                 if previous is _NO_PATCH:
                     del slots["forward"]
@@ -777,6 +774,8 @@ class DWAM:
         """Add ``x`` (``[T, B, N]`` or ``[T·B, N]``) summed over steps (and over the batch when
         ``shared``) to the layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``."""
         n = x.shape[-1]
+        if side == "pre" and self._spike_sum is not None and self._take_spike_sum(pl, x, t):
+            return
         if shared and x.is_contiguous():  # the view that reshape(t, -1, n).reshape(-1, n) gives
             flat = x.view(-1, n)
             batch = flat.shape[0] // t
@@ -795,12 +794,7 @@ class DWAM:
         assert pending is not None
         if flat.dtype != pending.dtype:
             flat = flat.to(pending.dtype)
-        first = (pl.seen_pre if pre else pl.seen_post) == 0
-        spikes = self._spike_sum
-        key = _storage_key(flat) if pre and first and spikes is not None else None
-        if key is not None and spikes is not None and key == spikes[0]:
-            pending.copy_(spikes[1])  # the same spikes, summed by the neuron's patch
-        elif first:
+        if (pl.seen_pre if pre else pl.seen_post) == 0:
             torch.sum(flat, 0, keepdim=shared, out=pending)
         else:
             pending.add_(flat.sum(0, keepdim=shared))
@@ -811,6 +805,38 @@ class DWAM:
         else:
             pl.seen_post += t
             pl.count_post += count
+
+    def _time_major_copy(self) -> Any:
+        """The compiled ``[S, T, N] -> [T, S, N]`` copy (``None`` with ``backend="torch"``, off
+        CPU, or without the kernel library); decided once."""
+        if self._copy_fn is _UNSET:
+            ok = self.backend != "torch" and self._c_ref.device.type == "cpu"
+            lib = _kernel() if ok else None
+            self._copy_fn = None if lib is None else lib.dwam_time_major
+        return self._copy_fn
+
+    def _take_spike_sum(self, pl: _Plastic, x: Tensor, t: int) -> bool:
+        """If ``x`` (a plastic layer's input) holds exactly the spikes a spikeforge neuron just
+        summed in this call (same elements, same layout, unchanged since) and the layer has
+        nothing pending, take that sum over as the layer's input sum and return ``True``."""
+        if self._recording is not None or self._spike_sum is None or pl.sum_pre is None:
+            return False
+        spikes, version, total = self._spike_sum
+        if (
+            pl.seen_pre != 0
+            or x.data_ptr() != spikes.data_ptr()
+            or x.numel() != spikes.numel()
+            or x.shape[-1] != spikes.shape[-1]
+            or x.dtype != pl.sum_pre.dtype
+            or x.dtype != spikes.dtype
+            or not x.is_contiguous()
+            or x._version != version
+        ):
+            return False
+        pl.sum_pre.copy_(total)
+        pl.seen_pre += t
+        pl.count_pre += x.numel() // x.shape[-1] if self._call[1] else t  # type: ignore[index]
+        return True
 
     def _synapse_forward(self, pl: _Plastic) -> Any:
         """The plastic layer's forward during a call, given its own: collects the layer's input
@@ -847,6 +873,13 @@ class DWAM:
                     w = w.to(x.dtype)
                     xb, wt = x.reshape(t, -1, n_in).transpose(0, 1), w.transpose(1, 2)
                 y = torch.bmm(xb, wt) if bias is None else torch.baddbmm(bias, xb, wt)
+                copy = self._time_major_copy()
+                if copy is not None and y.is_contiguous() and y.device.type == "cpu":
+                    # y [S, T, N_out] -> [T, S, N_out]: the copy reshape makes, in C++
+                    out = y.new_empty((*x.shape[:-1], y.shape[2]))
+                    rows, row_bytes = y.shape[0], y.shape[2] * y.element_size()
+                    copy(y.data_ptr(), out.data_ptr(), rows, t, row_bytes)
+                    return out
                 return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
             return forward
@@ -904,11 +937,17 @@ class DWAM:
                 )
             first = pl.seen_post == 0
             self._collect(pl, "post", spikes, t, shared)
-            if first and isinstance(module, NEURON_TYPES) and spikes.dtype in _EXACT_SUMS:
+            if (
+                first
+                and self._recording is None
+                and isinstance(module, NEURON_TYPES)
+                and spikes.dtype in _EXACT_SUMS
+                and spikes.is_contiguous()
+                and not spikes.is_inference()
+            ):
                 # 0/1 spikes: their sum is exact in any order, so a plastic layer fed with
-                # these very spikes next can take it over (see _collect)
-                flat = spikes.reshape(-1, n_out) if shared else spikes.reshape(t, -1, n_out)
-                self._spike_sum = (_storage_key(flat), pl.sum_post)
+                # these very spikes next can take it over (_take_spike_sum)
+                self._spike_sum = (spikes, spikes._version, pl.sum_post)
         return spikes
 
     # -- episodes and state ----------------------------------------------------------------
