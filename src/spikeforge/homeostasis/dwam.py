@@ -98,9 +98,8 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 4
+_ABI = 3
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
-_UNSET = object()  # not decided yet
 _EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
 
 
@@ -129,8 +128,6 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.dwam_abi.restype = ctypes.c_int
     lib.dwam_update.argtypes = [ctypes.POINTER(_KernelArgs)]
     lib.dwam_update.restype = None
-    lib.dwam_time_major.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * 3]
-    lib.dwam_time_major.restype = None
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
 
@@ -302,7 +299,6 @@ class DWAM:
         # neuron whose spikes were summed (see _take_spike_sum)
         self._spike_sum: tuple[Tensor, int, Tensor | None] | None = None
         self._kernel_update: Any = None  # the compiled update function, once chosen
-        self._copy_fn: Any = _UNSET  # the compiled time-major copy (_time_major_copy)
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -806,15 +802,6 @@ class DWAM:
             pl.seen_post += t
             pl.count_post += count
 
-    def _time_major_copy(self) -> Any:
-        """The compiled ``[S, T, N] -> [T, S, N]`` copy (``None`` with ``backend="torch"``, off
-        CPU, or without the kernel library); decided once."""
-        if self._copy_fn is _UNSET:
-            ok = self.backend != "torch" and self._c_ref.device.type == "cpu"
-            lib = _kernel() if ok else None
-            self._copy_fn = None if lib is None else lib.dwam_time_major
-        return self._copy_fn
-
     def _take_spike_sum(self, pl: _Plastic, x: Tensor, t: int) -> bool:
         """If ``x`` (a plastic layer's input) holds exactly the spikes a spikeforge neuron just
         summed in this call (same elements, same layout, unchanged since) and the layer has
@@ -873,13 +860,6 @@ class DWAM:
                     w = w.to(x.dtype)
                     xb, wt = x.reshape(t, -1, n_in).transpose(0, 1), w.transpose(1, 2)
                 y = torch.bmm(xb, wt) if bias is None else torch.baddbmm(bias, xb, wt)
-                copy = self._time_major_copy()
-                if copy is not None and y.is_contiguous() and y.device.type == "cpu":
-                    # y [S, T, N_out] -> [T, S, N_out]: the copy reshape makes, in C++
-                    out = y.new_empty((*x.shape[:-1], y.shape[2]))
-                    rows, row_bytes = y.shape[0], y.shape[2] * y.element_size()
-                    copy(y.data_ptr(), out.data_ptr(), rows, t, row_bytes)
-                    return out
                 return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
 
             return forward

@@ -180,20 +180,7 @@ struct DwamArgs {
   const int64_t* plain_zeros;
 };
 
-int dwam_abi() { return 4; }
-
-// The per-sample product's result y [S, T, row] (contiguous, row_bytes per row) copied into
-// out [T, S, row], the time-first order of the model (a plain copy, faster than torch's
-// permuted copy for these small tensors).
-void dwam_time_major(const void* src, void* dst, int64_t S, int64_t T, int64_t row_bytes) {
-  const char* from = static_cast<const char*>(src);
-  char* to = static_cast<char*>(dst);
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t s = 0; s < S; ++s) {
-      std::memcpy(to + (t * S + s) * row_bytes, from + (s * T + t) * row_bytes, row_bytes);
-    }
-  }
-}
+int dwam_abi() { return 3; }
 
 void dwam_update(const DwamArgs* a) {
   const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
