@@ -98,9 +98,8 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 4
+_ABI = 3
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
-_UNSET = object()  # not decided yet
 _EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
 
 
@@ -129,8 +128,6 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.dwam_abi.restype = ctypes.c_int
     lib.dwam_update.argtypes = [ctypes.POINTER(_KernelArgs)]
     lib.dwam_update.restype = None
-    lib.dwam_all_finite.argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2]
-    lib.dwam_all_finite.restype = ctypes.c_int64
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
 
@@ -302,7 +299,6 @@ class DWAM:
         # neuron whose spikes were summed (see _take_spike_sum)
         self._spike_sum: tuple[Tensor, int, Tensor | None] | None = None
         self._kernel_update: Any = None  # the compiled update function, once chosen
-        self._finite_fn: Any = _UNSET  # the compiled input check (_finite_check)
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -536,35 +532,20 @@ class DWAM:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _check_input(self, x_seq: Tensor) -> None:
+    @staticmethod
+    def _check_input(x_seq: Tensor) -> None:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
             raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
         if not x_seq.is_floating_point():
             return
-        if x_seq.dtype in (torch.float32, torch.float64) and x_seq.device.type == "cpu":
-            finite = self._finite_check()
-            if finite is not None and x_seq.dim() <= 16:  # one compiled pass over the elements
-                nd = x_seq.dim()
-                sizes = (ctypes.c_int64 * nd)(*x_seq.shape)
-                strides = (ctypes.c_int64 * nd)(*x_seq.stride())
-                is_double = int(x_seq.dtype == torch.float64)
-                if finite(x_seq.data_ptr(), is_double, nd, sizes, strides) == 1:
-                    return
-            # one reduction: a NaN or inf anywhere makes the sum non-finite (float32/64 sums
-            # of finite inputs overflow only beyond ~1e38 / 1e308; then the exact check)
-            elif math.isfinite(float(x_seq.sum())):
+        # one reduction: a NaN or inf anywhere makes the sum non-finite (float32/64 sums of
+        # finite inputs overflow only beyond ~1e38 / 1e308; half types take the exact check)
+        if x_seq.dtype in (torch.float32, torch.float64):
+            if math.isfinite(float(x_seq.sum())):
                 return
         if not torch.isfinite(x_seq).all():
             raise ValueError("the input x_seq contains NaN or infinite values")
-
-    def _finite_check(self) -> Any:
-        """The compiled finiteness check of a strided float32/64 tensor (``None`` with
-        ``backend="torch"`` or without the kernel library); decided once."""
-        if self._finite_fn is _UNSET:
-            lib = _kernel() if self.backend != "torch" else None
-            self._finite_fn = None if lib is None else lib.dwam_all_finite
-        return self._finite_fn
 
     def __call__(self, x_seq: Tensor) -> Any:
         """Run the model on ``x_seq [T, B, ...]`` with the working weights (no autograd), then

@@ -180,35 +180,7 @@ struct DwamArgs {
   const int64_t* plain_zeros;
 };
 
-int dwam_abi() { return 4; }
-
-// Whether every element of a strided float32 (is_double = 0) / float64 tensor is finite:
-// sizes and strides (in elements) of its ndim dimensions (ndim >= 1; zero strides allowed).
-int64_t dwam_all_finite(const void* data, int64_t is_double, int64_t ndim, const int64_t* sizes,
-                        const int64_t* strides) {
-  int64_t index[16] = {0};
-  if (ndim < 1 || ndim > 16) return -1;
-  for (int64_t d = 0; d < ndim; ++d) {
-    if (sizes[d] == 0) return 1;
-  }
-  const int64_t last = ndim - 1, n_last = sizes[last], step = strides[last];
-  int64_t bad = 0;
-  while (true) {
-    int64_t offset = 0;
-    for (int64_t d = 0; d < last; ++d) offset += index[d] * strides[d];
-    if (is_double) {
-      const double* x = static_cast<const double*>(data) + offset;
-      for (int64_t j = 0; j < n_last; ++j) bad += !std::isfinite(x[j * step]);
-    } else {
-      const float* x = static_cast<const float*>(data) + offset;
-      for (int64_t j = 0; j < n_last; ++j) bad += !std::isfinite(x[j * step]);
-    }
-    if (bad) return 0;
-    int64_t d = last - 1;  // odometer over the leading dimensions
-    while (d >= 0 && ++index[d] == sizes[d]) index[d--] = 0;
-    if (d < 0) return 1;
-  }
-}
+int dwam_abi() { return 3; }
 
 void dwam_update(const DwamArgs* a) {
   const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
