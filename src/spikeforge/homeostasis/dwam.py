@@ -60,10 +60,13 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
   the layer with the working weights, ``F.linear(x, W, b)`` when the batch shares them (the
   call ``nn.Linear`` makes) and a batched product per stream with ``per_sample``; a neuron's
   patch sums its spikes. Patching costs less than module hooks, which send every call of a
-  hooked module through PyTorch's slow path, even outside DWAM calls;
+  hooked module through PyTorch's slow path, even outside DWAM calls; a plastic layer fed with
+  a spikeforge neuron's unchanged spikes (same elements, version counter unchanged) takes over
+  the neuron's spike sum instead of summing again (0/1 spikes: exact in any order);
 * each update is one call of a compiled C++ kernel (``csrc/dwam.cpp``, built and cached by
   :mod:`spikeforge.core.kernels`) on CPU float32/float64 state, or the same operations in torch
-  (``backend``);
+  (``backend``); the kernel skips weight rows whose update is ±0 where that leaves the same
+  bits, and computes silent neurons' subnormal θ_M without subnormal arithmetic (same bits);
 * the per-neuron state of all plastic layers (rates, θ_M, CV window, gate) lives in one flat
   ``[S, ΣN_out]`` buffer (per-layer views), so one update costs the same few tensor operations
   however many layers are plastic, plus one weight update per layer (the plastic layers must
