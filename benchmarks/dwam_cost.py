@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=thread_counts, default=[1])
     parser.add_argument("--steps", type=int, default=200, help="environment steps per block")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
