@@ -232,7 +232,13 @@ def _train_row(report: dict, mode: str, relu_acc: float, ev: dict, dist: object)
         f"{ev['spikes_per_neuron']:.3f}",
         per_layer,
         sig(ev["latency"], 4),
+        err(ev.get("event_vs_closed_window_relative")),
+        _energy_ratio(ev.get("operation_counts")),
     ]
+
+
+def _energy_ratio(counts: dict | None) -> str:
+    return "-" if counts is None else f"{counts['energy_ratio']:.3f}"
 
 
 @table("ttfs-train")
@@ -251,6 +257,8 @@ def ttfs_train() -> str:
         "spikes/neuron",
         "per layer",
         "latency",
+        "engine vs closed",
+        "energy / ReLU's",
     ]
     rows = []
     for name in TRAIN_RUNS:
@@ -315,6 +323,73 @@ GRADIENT_RUNS = (
     ("alpha1_naive", "alpha1, naive init"),
     ("relu_perturbed", "ReLU from init x (1 + 1e-15 N)"),
 )
+
+
+def _operation_runs() -> Iterable[tuple[dict, str, dict]]:
+    """``(report, run label, operation_counts)`` of every evaluated TTFS network."""
+    for name in MAPPING_RUNS:
+        report = load(name)
+        for neuron, ev in report["neurons"].items():
+            yield report, f"mapping ({neuron})", ev["operation_counts"]
+    for name in TRAIN_RUNS:
+        run = load(name)
+        if "scratch" in run:
+            yield run["scratch"], "train, scratch", run["scratch"]["snn"]["operation_counts"]
+        if "finetune" in run:
+            f = run["finetune"]
+            yield f, "train, mapped", f["mapped"]["operation_counts"]
+            yield f, "train, fine-tuned", f["finetuned"]["operation_counts"]
+    hw = load("ttfs-hardware-mnist-fc2")
+    yield hw, "hardware (exact network)", hw["operation_counts"]
+
+
+@table("ttfs-operations")
+def ttfs_operations() -> str:
+    header = [
+        "data",
+        "arch",
+        "run",
+        "test samples",
+        "input spikes",
+        "hidden spikes",
+        "synaptic ops",
+        "ReLU MACs",
+        "ops / MAC",
+        "TTFS nJ",
+        "ReLU nJ",
+        "energy ratio",
+    ]
+    rows, model = [], None
+    for report, label, c in _operation_runs():
+        model = c["energy_model"]
+        hidden = sum(layer["spikes"] for layer in c["layers"][1:-1])
+        rows.append(
+            [
+                report.get("dataset", "mnist"),
+                report.get("arch", "fc2"),
+                label,
+                f"{c['samples']:,}",
+                f"{c['layers'][0]['spikes']:,.0f}",
+                f"{hidden:,.0f}",
+                f"{c['synaptic_ops']:,.0f}",
+                f"{c['relu_macs']:,}",
+                f"{c['synaptic_ops'] / c['relu_macs']:.3f}",
+                f"{c['snn_energy_pj'] / 1e3:.1f}",
+                f"{c['relu_energy_pj'] / 1e3:.1f}",
+                f"{c['energy_ratio']:.3f}",
+            ]
+        )
+    assert model is not None
+    return "\n".join(
+        [
+            md(header, rows),
+            "",
+            "Per test sample (means over the test set): spikes of the input and hidden layers, "
+            "synaptic operations (one accumulate per spike and outgoing synapse) against the ReLU "
+            f"network's multiply-accumulates; energy: {model['accumulate_pj']} pJ per accumulate, "
+            f"{model['mac_pj']} pJ per MAC ({model['source']}).",
+        ]
+    )
 
 
 @table("ttfs-gradients")
@@ -716,27 +791,44 @@ def bench_ttfs_simulator() -> str:
     header = [
         "arch",
         "neuron",
+        "simulator",
         "threads",
         "samples",
-        "seconds",
         "samples/s",
+        "closed form samples/s",
+        "target",
         "max abs(sim - closed)",
         "agreement",
     ]
-    rows = [
+    rows = []
+    for r in report["simulator"]:
+        target = r.get("target_samples_per_s")
+        verdict = "-"
+        if target is not None:
+            verdict = f"{target:,.0f} " + ("met" if r["samples_per_s"] >= target else "**missed**")
+        closed = r.get("closed_samples_per_s")
+        rows.append(
+            [
+                r["arch"],
+                r["neuron"],
+                r.get("engine", "python"),
+                r["threads"],
+                f"{r['samples']:,}",
+                f"{r['samples_per_s']:,.0f}",
+                "-" if closed is None else f"{closed:,.0f}",
+                verdict,
+                err(r.get("max_abs_diff_hidden_window_relative", r["max_abs_diff"])),
+                sig(r["agreement"], 4),
+            ]
+        )
+    return "\n".join(
         [
-            r["arch"],
-            r["neuron"],
-            r["threads"],
-            r["samples"],
-            f"{r['seconds']:.2f}",
-            f"{r['samples_per_s']:.0f}",
-            err(r["max_abs_diff"]),
-            sig(r["agreement"], 4),
+            md(header, rows),
+            "",
+            "max abs: over the logits and the hidden layers' window-relative spike times "
+            f"(float64). {_machine_line(report)}",
         ]
-        for r in report["simulator"]
-    ]
-    return md(header, rows)
+    )
 
 
 @table("bench-ttfs-training")
