@@ -911,21 +911,34 @@ def _mapping_headline() -> str:
     error = max(max(ev["max_error"], ev["event_max_error"]) for ev in evs)
     lenet = load("ttfs-mapping-mnist-lenet5")["neurons"]["b1"]
     inference = _worst_per_threads(load("bench-ttfs-inference"))
+    sim = load("bench-ttfs-inference")["simulator"]
+    speed = {
+        r["arch"]: r["samples_per_s"]
+        for r in sim
+        if r.get("engine") == "compiled" and r["neuron"] == "b1" and r["threads"] == 2
+    }
+    energy = [
+        load(name)["neurons"]["b1"]["operation_counts"]["energy_ratio"] for name in MAPPING_RUNS
+    ]
     return (
         f"{len(reports)} networks x 2 neuron models: agreement {sig(agreement, 4)}, max error "
         f"{err(error)} (closed form and event simulator); MNIST LeNet5 {pct(lenet['snn_accuracy'])}"
-        f" %; closed-form inference time / ReLU's at most {inference}"
+        f" %; closed-form inference time / ReLU's at most {inference}; compiled event engine "
+        f"{speed['fc2']:,.0f} / {speed['lenet5']:,.0f} samples/s (FC2 / LeNet5, 2 threads); B1 "
+        f"energy {min(energy):.2f}-{max(energy):.2f}x the ReLU network's (45 nm estimate)"
     )
 
 
 def _training_headline() -> str:
     s = load("ttfs-train-mnist-fc2")["scratch"]
+    vgg = load("ttfs-train-mnist-vgg-small")["scratch"]
     step = _worst_per_threads(load("bench-ttfs-training"))
     return (
         f"MNIST FC2 from scratch: {pct(s['snn']['snn_accuracy'])} % = its ReLU twin "
         f"(agreement {sig(s['snn']['event_agreement'], 4)}), "
         f"{s['snn']['spikes_per_neuron']:.3f} spikes/neuron; training step time / ReLU's at "
-        f"most {step}"
+        f"most {step}; vgg-small: parameter distance {vgg['parameter_distance']:g} from its "
+        f"ReLU twin after {vgg['recipe']['train']['epochs']} epochs"
     )
 
 
