@@ -1255,10 +1255,19 @@ def dwam_cost() -> str:
     )
 
 
+def _dwam_worst(per_sample: bool) -> float:
+    """Worst DWAM / host ratio over the cost benchmark's rows with or without per-sample
+    streams."""
+    rows = load("bench-dwam-cost")["rows"]
+    return max(r["ratio"] for r in rows if r["per_sample"] == per_sample)
+
+
 def _dwam_status() -> str:
     cost = load("bench-dwam-cost")
     if cost["worst"]["ratio"] <= cost["target_ratio"]:
         return "done"
+    if _dwam_worst(per_sample=False) <= cost["target_ratio"]:
+        return f"done, except the cost target ({cost['target_ratio']}x) for per-sample streams"
     return f"done, except the cost target ({cost['target_ratio']}x)"
 
 
@@ -1274,13 +1283,12 @@ def _dwam_headline() -> str:
             for c, row in rows.items():
                 if c != "nominal":
                     counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-    cost = load("bench-dwam-cost")["worst"]["ratio"]
     return (
         f"{accepted}/{len(d['hosts'])} hosts at nominal return; DWAM vs none over "
         f"{sum(counts.values())} task x host family x degradation cells: helps "
         f"{counts.get('helps', 0)}, hurts {counts.get('hurts', 0)}, no detectable effect "
-        f"{counts.get('no detectable effect', 0) + counts.get('none', 0)}; cost {cost:.2f}x "
-        "the host per step (worst)"
+        f"{counts.get('no detectable effect', 0) + counts.get('none', 0)}; cost per step (worst): "
+        f"{_dwam_worst(False):.2f}x the host, {_dwam_worst(True):.2f}x with per-sample streams"
     )
 
 
