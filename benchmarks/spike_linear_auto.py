@@ -13,9 +13,11 @@ Factors: layer shape (in, out), rows (the T·B samples of a multi-step layer), i
 (2-50 %), training / inference, 1 and 2 threads; a pairwise covering array over them (every
 value of every factor meets every value of every other factor in some cell, fixed seed; the same
 construction as ``neuron_matrix.py``). Per cell: a warm-up call (which also measures the layer's
-path decision), then ``--repeats`` interleaved pairs, each timing enough calls to last at least
-``--min-ms``; the cell's figure is the median of the paired ratios auto / dense, and the path
-``auto`` took. Prints the worst and the median over the cells and the cells above 1.03x.
+path decision), then ``--repeats`` interleaved rounds of auto, dense and the dense layer again
+("control", sharing the weight tensors), each timing enough calls to last at least ``--min-ms``;
+the cell's figure is the median of the paired ratios auto / dense, with the path ``auto`` took
+and the control's ratio (the noise floor of the measurement). Prints the worst and the median
+over the cells and the cells above 1.03x.
 
 Run: ``python benchmarks/spike_linear_auto.py [--repeats 15] [--json out.json]``
 """
@@ -87,19 +89,25 @@ def run_cell(cell: dict[str, Any], repeats: int, min_seconds: float) -> dict[str
     gen = torch.Generator().manual_seed(0)
     dense = nn.Linear(width, out)
     auto = sl.SpikeLinear(width, out, path="auto")
-    auto.load_state_dict(dense.state_dict())
+    auto.weight, auto.bias = dense.weight, dense.bias  # the same tensors: same memory placement
     x = (torch.rand(rows, width, generator=gen) < cell["density"]).float().requires_grad_(train)
     grad = torch.randn(rows, out, generator=gen)
-    runs = {"auto": _call(auto, x, grad, train), "dense": _call(dense, x, grad, train)}
+    # "control" is the dense layer timed a second time: its ratio to "dense" is the noise floor
+    runs = {
+        "auto": _call(auto, x, grad, train),
+        "dense": _call(dense, x, grad, train),
+        "control": _call(dense, x, grad, train),
+    }
     for run in runs.values():  # warm-up; auto's first call measures its path decision
         run()
     once = min(_seconds_per_call(r, 1) for r in runs.values())
     calls = max(1, int(min_seconds / max(once, 1e-7)))
-    ratios, ms = [], {"auto": [], "dense": []}
+    ratios, controls, ms = [], [], {name: [] for name in runs}
     for r in range(repeats):
-        order = ("auto", "dense") if r % 2 == 0 else ("dense", "auto")
+        order = tuple(runs) if r % 2 == 0 else tuple(reversed(runs))
         t = {name: _seconds_per_call(runs[name], calls) for name in order}
         ratios.append(t["auto"] / t["dense"])
+        controls.append(t["control"] / t["dense"])
         for name in t:
             ms[name].append(1e3 * t[name])
     return {
@@ -113,6 +121,7 @@ def run_cell(cell: dict[str, Any], repeats: int, min_seconds: float) -> dict[str
         "ms": {name: statistics.median(v) for name, v in ms.items()},
         "ratio": statistics.median(ratios),
         "ratios": ratios,
+        "control_ratio": statistics.median(controls),
     }
 
 
@@ -125,7 +134,7 @@ def cell_id(c: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=15, help="interleaved pairs per cell")
+    p.add_argument("--repeats", type=int, default=15, help="interleaved rounds per cell")
     p.add_argument("--min-ms", type=float, default=20.0, help="each timing lasts at least this")
     p.add_argument("--max-cells", type=int, default=None, help="only the first N cells")
     p.add_argument("--json", default=None, help="write the results as JSON here")
@@ -142,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         print(
             f"{cell_id(res):42s} auto {res['ms']['auto']:8.3f} ms  dense {res['ms']['dense']:8.3f}"
-            f" ms  auto/dense {res['ratio']:.3f}  ({res['path']})",
+            f" ms  auto/dense {res['ratio']:.3f}  ({res['path']}; dense/dense "
+            f"{res['control_ratio']:.3f})",
             flush=True,
         )
     ratios = [r["ratio"] for r in results]
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "event_cells": len(event),
         "event_best": min(event) if event else None,
         "target": TARGET,
+        "noise_floor": max(abs(r["control_ratio"] - 1.0) for r in results),
         "misses": [
             {"cell": cell_id(r), "ratio": r["ratio"], "path": r["path"]}
             for r in results
@@ -164,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         f"auto / dense over {summary['cells']} cells: worst {summary['worst']:.3f}, median "
         f"{summary['median']:.3f}; event path in {len(event)} cells"
         + (f" (best {summary['event_best']:.3f})" if event else "")
-        + f"; cells above {TARGET}: {len(summary['misses'])}"
+        + f"; cells above {TARGET}: {len(summary['misses'])}; noise floor (the dense layer against "
+        f"itself): +-{summary['noise_floor']:.3f}"
     )
     if args.json:
         write_json(

@@ -860,6 +860,42 @@ def bench_ttfs_training() -> str:
     return "\n".join(lines)
 
 
+@table("bench-spike-linear-auto")
+def bench_spike_linear_auto() -> str:
+    report = load("bench-spike-linear-auto")
+    summ = report["summary"]
+    results = report["results"]
+    header = ["", "cells", "worst auto / dense", "median", "best"]
+    rows = []
+    for label, part in (
+        ("all cells", results),
+        ("event path taken", [r for r in results if r["path"] == "event"]),
+        ("dense path taken", [r for r in results if r["path"] != "event"]),
+    ):
+        if part:
+            values = sorted(r["ratio"] for r in part)
+            rows.append(
+                [
+                    label,
+                    len(part),
+                    f"{values[-1]:.3f}",
+                    f"{statistics.median(values):.3f}",
+                    f"{values[0]:.3f}",
+                ]
+            )
+    misses = "; ".join(f"{m['cell']} {m['ratio']:.3f} ({m['path']})" for m in summ["misses"])
+    return (
+        md(header, rows)
+        + f"\n\nTarget: at most {summ['target']}x; cells above it: "
+        + (misses or "none")
+        + f". The dense layer timed against itself (noise floor): within "
+        f"+-{summ['noise_floor']:.3f}. Median of {report['repeats']} interleaved rounds per "
+        "cell, each timing at least "
+        f"{report['min_ms']:g} ms; CPU: {report['cpu']}, torch {report['torch']}, "
+        f"{report['load_before']} before the run."
+    )
+
+
 @table("bench-surrogates")
 def bench_surrogates() -> str:
     """Per surrogate: the median and worst ratio of a LIF layer's training step to atan's over
