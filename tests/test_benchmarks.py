@@ -110,6 +110,11 @@ def _mnist_benchmark(script: str):
         resolve_data_dir()
     except FileNotFoundError as exc:
         pytest.skip(f"MNIST not available: {exc}")
+    return _benchmark(script)
+
+
+def _benchmark(script: str):
+    """The benchmark script ``benchmarks/<script>.py`` as a module."""
     sys.path.insert(0, str(BENCH))
     try:
         return importlib.import_module(script)
@@ -161,11 +166,7 @@ def test_conversion_benchmark_writes_its_json(tmp_path: Path) -> None:
 def test_dwam_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
     from spikeforge.io import code_version
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module("dwam_cost")
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = _benchmark("dwam_cost")
     out = tmp_path / "bench.json"
     argv = ["--steps", "5", "--repeats", "1", "--tasks", "pendulum", "--json", str(out)]
     assert bench.main(argv) == 0
@@ -181,11 +182,7 @@ def test_dwam_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
 def test_spike_linear_auto_benchmark_writes_its_json(tmp_path: Path) -> None:
     from spikeforge.io import code_version
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module("spike_linear_auto")
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = _benchmark("spike_linear_auto")
     out = tmp_path / "bench.json"
     argv = ["--max-cells", "2", "--repeats", "2", "--min-ms", "1", "--json", str(out)]
     assert bench.main(argv) == 0
