@@ -47,10 +47,12 @@ from torch import Tensor, nn
 from allocator import tune_malloc  # benchmarks/allocator.py, beside this script
 from spikeforge.data import load_mnist, to_unit_float
 from spikeforge.io import code_version, write_json
+from spikeforge.metrics import max_abs_difference
 from spikeforge.models import fc2, lenet5
 from spikeforge.training import TrainConfig, train_classifier
 from spikeforge.ttfs import TTFSNetwork, from_relu
 from spikeforge.ttfs import engine as ttfs_engine
+from spikeforge.ttfs.evaluate import window_relative_times
 from spikeforge.ttfs.events import simulate
 
 TARGET_RATIO = 1.5
@@ -325,10 +327,8 @@ def bench_simulator(
         if engine == "compiled":
             ttfs_engine.simulate(net, x[:8])  # warm-up (and the kernel build, if needed)
             start = time.perf_counter()
-            result = ttfs_engine.simulate(net, x)
+            sim = ttfs_engine.simulate(net, x)
             seconds = time.perf_counter() - start
-            logits, hidden, early = result.logits, result.hidden_times, sum(result.early_spikes)
-            relative = result.hidden_values
             start = time.perf_counter()
             net(x)
             closed_seconds = time.perf_counter() - start
@@ -337,13 +337,13 @@ def bench_simulator(
             start = time.perf_counter()
             sim = simulate(net, x)
             seconds = time.perf_counter() - start
-            logits, hidden, early = sim.logits, sim.hidden_times, sum(sim.early_spikes)
-            wins = net.windows.layers()
-            relative = [w.t_max - t for t, w in zip(hidden, wins, strict=False)]
             closed_seconds = 0.0
-    hidden_diff = max_difference(hidden, closed.hidden_times)
-    relative_diff = max_difference(relative, closed.hidden_values)
-    logits_diff = float((logits - closed.logits).abs().max())
+    logits, early = sim.logits, sum(sim.early_spikes)
+    hidden_diff = max_abs_difference(sim.hidden_times, closed.hidden_times)
+    relative_diff = max_abs_difference(
+        window_relative_times(net, sim), window_relative_times(net, closed)
+    )
+    logits_diff = max_abs_difference(logits, closed.logits)
     return SimRow(
         arch=arch,
         neuron=neuron,
@@ -361,11 +361,6 @@ def bench_simulator(
         max_abs_diff_hidden_window_relative=relative_diff,
         engine_vs_closed=max(logits_diff, relative_diff),
     )
-
-
-def max_difference(a: list[Tensor], b: list[Tensor]) -> float:
-    """Largest ``|a - b|`` over two lists of tensors of equal shapes (0.0 when empty)."""
-    return max((float((x - y).abs().max()) for x, y in zip(a, b, strict=True)), default=0.0)
 
 
 def verdict(ratio: float) -> str:
