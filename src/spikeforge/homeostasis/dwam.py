@@ -101,7 +101,7 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 3
+_ABI = 4
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
 _EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
 
@@ -124,13 +124,49 @@ class _KernelArgs(ctypes.Structure):
         *[(n, ctypes.c_void_p) for n in ("col0", "n_out", "n_in", "weights", "c_pre", "sum_pre")],
         ("inv_count_pre", ctypes.c_void_p),
         ("plain_zeros", ctypes.c_void_p),
+        ("transposed", ctypes.c_void_p),
+    ]
+
+
+class _SumArgs(ctypes.Structure):
+    """``SumArgs`` of ``csrc/dwam.cpp``: a layer's input or output summed over the steps (and
+    the batch); ``x`` is ``[steps, batch, n]`` with element strides ``(st, sb, 1)``."""
+
+    _fields_ = [
+        ("is_double", ctypes.c_int64),
+        ("x", ctypes.c_void_p),
+        *[(n, ctypes.c_int64) for n in ("steps", "batch", "n", "st", "sb", "per_stream")],
+        ("out", ctypes.c_void_p),
+        ("out_stride", ctypes.c_int64),
+        ("accumulate", ctypes.c_int64),
+    ]
+
+
+class _LinearArgs(ctypes.Structure):
+    """``LinearArgs`` of ``csrc/dwam.cpp``: a layer with per-stream working weights; ``x`` is
+    ``[steps, S, I]`` with element strides ``(st, ss, 1)``."""
+
+    _fields_ = [
+        ("is_double", ctypes.c_int64),
+        ("x", ctypes.c_void_p),
+        *[(n, ctypes.c_int64) for n in ("steps", "S", "I", "O", "st", "ss")],
+        *[(n, ctypes.c_void_p) for n in ("wt", "bias", "y", "sum")],
+        ("sum_stride", ctypes.c_int64),
+        ("accumulate", ctypes.c_int64),
     ]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
     lib.dwam_abi.restype = ctypes.c_int
-    lib.dwam_update.argtypes = [ctypes.POINTER(_KernelArgs)]
-    lib.dwam_update.restype = None
+    for name, args in (
+        ("dwam_update", _KernelArgs),
+        ("dwam_sum", _SumArgs),
+        ("dwam_linear", _LinearArgs),
+    ):
+        getattr(lib, name).argtypes = [ctypes.POINTER(args)]
+        getattr(lib, name).restype = None
+    lib.dwam_finite.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+    lib.dwam_finite.restype = ctypes.c_int
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
 
@@ -165,10 +201,12 @@ class _Plastic:
     linear: nn.Linear
     trained: Tensor  # the trained parameter [N_out, N_in] (never written)
     cols: slice  # this layer's columns of the flat post-synaptic buffers
+    n_out: int = 0
+    n_in: int = 0
     start: Tensor | None = None  # the episode's initial weights [S, N_out, N_in]; None: trained
-    weight: Tensor | None = None  # working copies [S, N_out, N_in]
+    weight: Tensor | None = None  # working copies [S, N_out, N_in] (per_sample: a view of weight_t)
     weight0: Tensor | None = None  # view weight[0] (the working copy of stream 0)
-    weight_t: Tensor | None = None  # view weight.transpose(1, 2) [S, N_in, N_out]
+    weight_t: Tensor | None = None  # per_sample: the storage [S, N_in, N_out] (dwam_linear's)
     c_pre: Tensor | None = None  # [S, N_in]
     sum_pre: Tensor | None = None  # input summed since the last update [S, N_in]
     sum_post: Tensor | None = None  # view [S, N_out]
@@ -176,6 +214,10 @@ class _Plastic:
     seen_post: int = 0
     count_pre: int = 0  # values summed per stream (steps, times B when the batch is shared)
     count_post: int = 0
+    # compiled calls' arguments (built at the first call after an allocation)
+    sum_pre_args: Any = None
+    sum_post_args: Any = None
+    linear_args: Any = None
 
     def clear_pending(self) -> None:
         self.seen_pre = self.seen_post = self.count_pre = self.count_post = 0
@@ -298,10 +340,10 @@ class DWAM:
         self._recording: dict[str, list[Any]] | None = None
         self._call: tuple[int, bool] | None = None  # (T, shared) during a call
         self._working = True  # during a call: whether the working weights are substituted
-        # during a call: (spikes, their version counter, their sum) of the last spikeforge
-        # neuron whose spikes were summed (see _take_spike_sum)
-        self._spike_sum: tuple[Tensor, int, Tensor | None] | None = None
-        self._kernel_update: Any = None  # the compiled update function, once chosen
+        self._lib: Any = None  # the compiled kernels, once chosen
+        self._kernel_ok: bool | None = None  # decided at the first call
+        self._fast_ready = False  # the compiled calls' arguments are built
+        self._spans: dict[tuple[Any, ...], int] = {}  # _dense_span of the inputs' layouts
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -324,7 +366,9 @@ class DWAM:
             n_out = linear.weight.shape[0]
             cols = slice(offset, offset + n_out)
             offset += n_out
-            self._layers[path] = _Plastic(path, neuron_path, linear, linear.weight, cols)
+            self._layers[path] = _Plastic(
+                path, neuron_path, linear, linear.weight, cols, n_out, linear.weight.shape[1]
+            )
         first = next(iter(self._layers.values())).trained
         for pl in self._layers.values():
             if pl.trained.dtype != first.dtype or pl.trained.device != first.device:
@@ -342,6 +386,7 @@ class DWAM:
             self._post_of.setdefault(pl.neuron_path, []).append(pl)
         self._allocate()
         self._targets = self._patch_targets()
+        self._fast_call = False
         if c_ref is not None:
             self.set_reference(c_ref)
 
@@ -386,7 +431,7 @@ class DWAM:
         self._updates = 0
         self._gate: Tensor | None = None
         self._kargs: dict[str, Any] | None = None
-        self._kernel_ok: bool | None = None  # decided at the first update
+        self._fast_ready = False
         for pl in self._layers.values():
             pl.clear_pending()
         if s is None:
@@ -408,9 +453,13 @@ class DWAM:
             w = pl.trained.detach()
             n_out, n_in = w.shape
             initial = pl.start if pl.start is not None else w.expand(s, n_out, n_in)
-            pl.weight = initial.clone(memory_format=torch.contiguous_format)
+            if self.per_sample:  # stored [S, N_in, N_out] for dwam_linear (and its reference)
+                pl.weight_t = initial.transpose(1, 2).clone(memory_format=torch.contiguous_format)
+                pl.weight = pl.weight_t.transpose(1, 2)
+            else:
+                pl.weight = initial.clone(memory_format=torch.contiguous_format)
+                pl.weight_t = None
             pl.weight0 = pl.weight[0]
-            pl.weight_t = pl.weight.transpose(1, 2)
             pl.c_pre = w.new_zeros(s, n_in)
             pl.sum_pre = w.new_zeros(s, n_in)
             pl.sum_post = self._sum_post[:, pl.cols]
@@ -450,6 +499,7 @@ class DWAM:
             "sum_pre": ptrs([pl.sum_pre for pl in layers]),
             "inv_count_pre": (ctypes.c_double * n)(),
             "plain_zeros": (ctypes.c_int64 * n)(),
+            "transposed": (ctypes.c_int64 * n)(*[int(self.per_sample)] * n),
         }
         args = _KernelArgs()
         for name, tensor in (
@@ -535,13 +585,23 @@ class DWAM:
 
     # -- running ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_input(x_seq: Tensor) -> None:
+    def _check_input(self, x_seq: Tensor) -> None:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
             raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
         if not x_seq.is_floating_point():
             return
+        if self._kernel_ok and x_seq.is_cpu and x_seq.dtype in _EXACT_SUMS:
+            layout = (x_seq.shape, x_seq.stride())
+            n = self._spans.get(layout)
+            if n is None:
+                if len(self._spans) >= 64:  # many layouts: start over
+                    self._spans.clear()
+                n = self._spans[layout] = _dense_span(x_seq)
+            if n:  # the compiled check reads every value once
+                if self._lib.dwam_finite(x_seq.data_ptr(), n, x_seq.dtype == torch.float64):
+                    return
+                raise ValueError("the input x_seq contains NaN or infinite values")
         # one reduction: a NaN or inf anywhere makes the sum non-finite (float32/64 sums of
         # finite inputs overflow only beyond ~1e38 / 1e308; half types take the exact check)
         if x_seq.dtype in (torch.float32, torch.float64):
@@ -557,6 +617,8 @@ class DWAM:
             raise RuntimeError(
                 "DWAM has no reference rates: call record_reference(nominal inputs) or pass c_ref"
             )
+        if self._kernel_ok is None:
+            self._kernel_ok = self._use_kernel()
         self._check_input(x_seq)
         if self._streams is None:  # per_sample: the batch fixes the streams until reset
             self._streams = int(x_seq.shape[1])
@@ -566,6 +628,8 @@ class DWAM:
                 f"per_sample DWAM adapts {self._streams} independent streams, but this call has "
                 f"a batch of {x_seq.shape[1]}; call reset() to start a new batch of streams"
             )
+        if self._kernel_ok and not self._fast_ready:
+            self._build_fast_arguments()
         if torch.is_grad_enabled():
             with torch.no_grad():
                 return self._run_and_update(x_seq)
@@ -600,8 +664,9 @@ class DWAM:
     def _step(self) -> bool:
         """:meth:`step` (the caller disables autograd)."""
         layers = self._layer_list
-        if any(pl.seen_post == 0 or pl.seen_pre == 0 for pl in layers):
-            return False
+        for pl in layers:
+            if pl.seen_post == 0 or pl.seen_pre == 0:
+                return False
         counts = {pl.count_post for pl in layers}
         if len(counts) != 1:  # layers fed with different numbers of steps: normalise apart
             for pl in layers:
@@ -695,7 +760,7 @@ class DWAM:
         )
         lib = _kernel() if ok else None
         if lib is not None:
-            self._kernel_update = lib.dwam_update
+            self._lib = lib
             return True
         if self.backend == "compiled":
             why = _LIBRARY.reason if ok else "it runs on CPU float32/float64 tensors only"
@@ -712,7 +777,7 @@ class DWAM:
         args.first = int(self._updates == 0 or self.tau_c == 1.0)
         args.full = int(full)
         args.inv_count_post = inv_count
-        self._kernel_update(self._kargs["ref"])
+        self._lib.dwam_update(self._kargs["ref"])
 
     def _recompute_window_sums(self) -> None:
         """The window's sums from the buffer itself (every W updates, so that the rounding of
@@ -722,18 +787,20 @@ class DWAM:
         torch.sum(self._window, 0, out=self._win_sum)
         torch.sum(self._window * self._window, 0, out=self._win_sq)
 
-    def _patch_targets(self) -> list[tuple[nn.Module, str, Any]]:
+    def _patch_targets(self) -> list[list[Any]]:
         """What a call patches: every plastic layer and every post-synaptic neuron (with
-        ``stream_state``: every spikeforge neuron), as ``(module, name, make_forward)``."""
-        targets: list[tuple[nn.Module, str, Any]] = [
-            (pl.linear, pl.path, self._synapse_forward(pl)) for pl in self._layers.values()
+        ``stream_state``: every spikeforge neuron), as ``[module, make_forward, cached]`` where
+        ``cached`` is ``(class forward, the patch made around it)``, reused while the class
+        ``forward`` stays the same."""
+        targets: list[list[Any]] = [
+            [pl.linear, self._synapse_forward(pl), None] for pl in self._layers.values()
         ]
         neuron_paths = set(self._post_of)
         if self.stream_state:
             neuron_paths |= {n for n, m in self._modules.items() if isinstance(m, NEURON_TYPES)}
         for npath in sorted(neuron_paths):
             m = self._modules[npath]
-            targets.append((m, npath, self._neuron_forward(npath, m)))
+            targets.append([m, self._neuron_forward(npath, m), None])
         return targets
 
     def remove(self) -> None:
@@ -750,90 +817,173 @@ class DWAM:
         if self._removed:
             raise RuntimeError("this DWAM was removed (remove()); build a new DWAM")
         self._working = working
-        self._spike_sum = None
+        self._fast_call = self._fast_ready and self._recording is None
         self._call = (x_seq.shape[0], shared or not self.per_sample)
         patched: list[tuple[dict[str, Any], Any]] = []
         try:
-            for module, _, make_forward in self._targets:
+            for target in self._targets:
+                module, make_forward, cached = target
                 slots = module.__dict__
                 previous = slots.get("forward", _NO_PATCH)
                 patched.append((slots, previous))
-                slots["forward"] = make_forward(module.forward)
+                if previous is not _NO_PATCH:  # a forward set on the instance: wrap that one
+                    slots["forward"] = make_forward(previous)
+                    continue
+                func = type(module).forward
+                if cached is None or cached[0] is not func:
+                    cached = target[2] = (func, make_forward(module.forward))
+                slots["forward"] = cached[1]
             return self.model(x_seq)
         finally:
             self._call = None
-            self._spike_sum = None
             for slots, previous in reversed(patched):
                 if previous is _NO_PATCH:
                     del slots["forward"]
                 else:
                     slots["forward"] = previous
 
+    def _check_streams(self, pl: _Plastic, side: str, batch: int) -> None:
+        if batch != self._streams:
+            what = f"input of {pl.path!r}" if side == "pre" else f"output of {pl.neuron_path!r}"
+            raise ValueError(
+                f"per_sample DWAM adapts {self._streams} streams, but the {what} has a batch "
+                f"of {batch} per step"
+            )
+
     def _collect(self, pl: _Plastic, side: str, x: Tensor, t: int, shared: bool) -> None:
         """Add ``x`` (``[T, B, N]`` or ``[T·B, N]``) summed over steps (and over the batch when
-        ``shared``) to the layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``."""
+        ``shared``) to the layer's pending ``side`` (``"pre"`` / ``"post"``) sums ``[S, N]``
+        with torch: inputs in the fixed order of :func:`_ordered_sum` (the compiled
+        ``dwam_sum``'s), spikes with ``torch.sum`` (exact in any order for 0/1 spikes; other
+        post-synaptic modules' outputs always take this path)."""
         n = x.shape[-1]
-        if side == "pre" and self._spike_sum is not None and self._take_spike_sum(pl, x, t):
-            return
-        if shared and x.is_contiguous():  # the view that reshape(t, -1, n).reshape(-1, n) gives
-            flat = x.view(-1, n)
-            batch = flat.shape[0] // t
-        else:
-            values = x if x.dim() == 3 and x.shape[0] == t else x.reshape(t, -1, n)
-            batch = values.shape[1]
-            flat = values.reshape(-1, n) if shared else values
+        values = x if x.dim() == 3 and x.shape[0] == t else x.reshape(t, -1, n)
+        batch = values.shape[1]
         if self._recording is not None:  # record_reference: totals per neuron, post side only
             if side == "post":
                 entry = self._recording[pl.path]
-                entry[0] = entry[0] + flat.sum(0).reshape(-1).to(self._c_ref.dtype)
+                total = values.reshape(-1, n).sum(0).to(self._c_ref.dtype)
+                entry[0] = entry[0] + total
                 entry[1] += t * batch
             return
+        if not shared:
+            self._check_streams(pl, side, batch)
         pre = side == "pre"
         pending = pl.sum_pre if pre else pl.sum_post
         assert pending is not None
-        if flat.dtype != pending.dtype:
-            flat = flat.to(pending.dtype)
-        if (pl.seen_pre if pre else pl.seen_post) == 0:
-            torch.sum(flat, 0, keepdim=shared, out=pending)
-        else:
-            pending.add_(flat.sum(0, keepdim=shared))
-        count = t * batch if shared else t
+        if values.dtype != pending.dtype:
+            values = values.to(pending.dtype)
+        first = (pl.seen_pre if pre else pl.seen_post) == 0
         if pre:
-            pl.seen_pre += t
-            pl.count_pre += count
+            total = _ordered_sum(values, shared)
+            if first:
+                pending.copy_(total)
+            else:
+                pending.add_(total)
+        elif first:
+            torch.sum(values.reshape(-1, n) if shared else values, 0, keepdim=shared, out=pending)
         else:
-            pl.seen_post += t
-            pl.count_post += count
+            pending.add_((values.reshape(-1, n) if shared else values).sum(0, keepdim=shared))
+        self._count(pl, pre, t, t * batch if shared else t)
 
-    def _take_spike_sum(self, pl: _Plastic, x: Tensor, t: int) -> bool:
-        """If ``x`` (a plastic layer's input) holds exactly the spikes a spikeforge neuron just
-        summed in this call (same elements, same layout, unchanged since) and the layer has
-        nothing pending, take that sum over as the layer's input sum and return ``True``."""
-        if self._recording is not None or self._spike_sum is None or pl.sum_pre is None:
-            return False
-        spikes, version, total = self._spike_sum
+    @staticmethod
+    def _count(pl: _Plastic, pre: bool, steps: int, values: int) -> None:
+        if pre:
+            pl.seen_pre += steps
+            pl.count_pre += values
+        else:
+            pl.seen_post += steps
+            pl.count_post += values
+
+    def _build_fast_arguments(self) -> None:
+        """The compiled per-call kernels' arguments for the current buffers (after
+        :meth:`_allocate`; every buffer is only written in place until the next one)."""
+        is_double = int(self._c_ref.dtype == torch.float64)
+        per_stream = int(self.per_sample)
+        for pl in self._layer_list:
+            assert pl.sum_pre is not None and pl.sum_post is not None
+            n_out, n_in = pl.n_out, pl.n_in
+            pre = _SumArgs(is_double=is_double, n=n_in, per_stream=per_stream, out_stride=n_in)
+            pre.out = pl.sum_pre.data_ptr()
+            post = _SumArgs(
+                is_double=is_double, n=n_out, per_stream=per_stream, out_stride=self._n_post
+            )
+            post.out = pl.sum_post.data_ptr()
+            pl.sum_pre_args = (pre, ctypes.byref(pre))
+            pl.sum_post_args = (post, ctypes.byref(post))
+            if pl.weight_t is not None:
+                lin = _LinearArgs(is_double=is_double, S=self._streams, I=n_in, O=n_out)
+                lin.wt = pl.weight_t.data_ptr()
+                lin.sum = pl.sum_pre.data_ptr()
+                lin.sum_stride = n_in
+                pl.linear_args = (lin, ctypes.byref(lin))
+        self._fast_ready = True
+
+    def _sum_compiled(self, pl: _Plastic, pre: bool, x: Tensor, t: int, shared: bool) -> None:
+        """:meth:`_collect` by the compiled ``dwam_sum`` (inputs: the same order as
+        :func:`_ordered_sum`; spikes: exact), for CPU ``x`` of the state's dtype."""
+        if pre:
+            args, ref = pl.sum_pre_args
+            n, seen = pl.n_in, pl.seen_pre
+        else:
+            args, ref = pl.sum_post_args
+            n, seen = pl.n_out, pl.seen_post
+        rows = x.numel() // n
+        batch = rows // t
+        if not shared and batch != self._streams:
+            self._check_streams(pl, "pre" if pre else "post", batch)
+        strides = _step_strides(x, t)
+        if strides is None:
+            x = x.contiguous()
+            strides = (batch * n, n)
+        args.st, args.sb = strides
+        args.x = x.data_ptr()
+        args.steps = t
+        args.batch = batch
+        args.accumulate = seen != 0
+        self._lib.dwam_sum(ref)
+        self._count(pl, pre, t, rows if shared else t)
+
+    def _stream_layer(self, pl: _Plastic, x: Tensor, t: int) -> Tensor:
+        """The plastic layer on ``x`` (``[T, S, N_in]`` or ``[T·S, N_in]``) with each stream's
+        working weights, collecting its input: the compiled ``dwam_linear`` where it applies,
+        else :meth:`_collect` and :func:`_stream_product`, the same operations in torch."""
+        assert pl.weight_t is not None
+        bias = pl.linear.bias
+        w = pl.weight_t
         if (
-            pl.seen_pre != 0
-            or x.data_ptr() != spikes.data_ptr()
-            or x.numel() != spikes.numel()
-            or x.shape[-1] != spikes.shape[-1]
-            or x.dtype != pl.sum_pre.dtype
-            or x.dtype != spikes.dtype
-            or not x.is_contiguous()
-            or x._version != version
+            self._fast_call
+            and x.dtype == w.dtype
+            and x.is_cpu
+            and (bias is None or (bias.dtype == w.dtype and bias.is_contiguous()))
         ):
-            return False
-        pl.sum_pre.copy_(total)
-        pl.seen_pre += t
-        pl.count_pre += x.numel() // x.shape[-1] if self._call[1] else t  # type: ignore[index]
-        return True
+            args, ref = pl.linear_args
+            batch = x.numel() // (t * pl.n_in)
+            if batch != self._streams:
+                self._check_streams(pl, "pre", batch)
+            strides = _step_strides(x, t)
+            if strides is None:
+                x = x.contiguous()
+                strides = (batch * pl.n_in, pl.n_in)
+            args.st, args.ss = strides
+            y = torch.empty((*x.shape[:-1], pl.n_out), dtype=x.dtype)
+            args.x = x.data_ptr()
+            args.y = y.data_ptr()
+            args.steps = t
+            args.bias = None if bias is None else bias.data_ptr()
+            args.accumulate = pl.seen_pre != 0
+            self._lib.dwam_linear(ref)
+            self._count(pl, True, t, t)
+            return y
+        self._collect(pl, "pre", x, t, False)
+        return _stream_product(x, t, w, bias)
 
     def _synapse_forward(self, pl: _Plastic) -> Any:
         """The plastic layer's forward during a call, given its own: collects the layer's input
         and, with the working weights, computes the layer with them instead (one stream:
-        ``F.linear(x, W, b)``, the call ``nn.Linear`` makes; per-sample streams: a batched
-        product per stream)."""
-        n_in = pl.trained.shape[1]
+        ``F.linear(x, W, b)``, the call ``nn.Linear`` makes; per-sample streams:
+        :meth:`_stream_layer`)."""
+        n_in = pl.n_in
 
         def make(original: Any) -> Any:
             def forward(*args: Any, **kwargs: Any) -> Any:
@@ -845,25 +995,20 @@ class DWAM:
                         f"plastic layer {pl.path!r} got an input {list(x.shape)} that is not a "
                         f"time-first [T = {t}, B, {n_in}] (or [T·B, {n_in}]) tensor"
                     )
-                self._collect(pl, "pre", x, t, shared)
                 if not self._working:
+                    self._collect(pl, "pre", x, t, shared)
                     return original(*args, **kwargs)
-                bias = pl.linear.bias
-                w = pl.weight
-                assert w is not None and pl.weight0 is not None and pl.weight_t is not None
-                if w.shape[0] == 1:
-                    w0 = pl.weight0 if pl.weight0.dtype == x.dtype else pl.weight0.to(x.dtype)
-                    return F.linear(x, w0, bias)
-                if x.dim() == 2 and x.is_contiguous() and w.dtype == x.dtype:
-                    # x.reshape(t, -1, N_in).transpose(0, 1) as one view, [S, T, N_in]
-                    streams = x.shape[0] // t
-                    xb = x.as_strided((streams, t, n_in), (n_in, streams * n_in, 1))
-                    wt = pl.weight_t  # [S, N_in, N_out]
+                if pl.weight_t is not None:
+                    return self._stream_layer(pl, x, t)
+                w0 = pl.weight0
+                assert w0 is not None
+                if self._fast_call and x.is_cpu:
+                    self._sum_compiled(
+                        pl, True, x if x.dtype == w0.dtype else x.to(w0.dtype), t, shared
+                    )
                 else:
-                    w = w.to(x.dtype)
-                    xb, wt = x.reshape(t, -1, n_in).transpose(0, 1), w.transpose(1, 2)
-                y = torch.bmm(xb, wt) if bias is None else torch.baddbmm(bias, xb, wt)
-                return y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[1])
+                    self._collect(pl, "pre", x, t, shared)
+                return F.linear(x, w0 if w0.dtype == x.dtype else w0.to(x.dtype), pl.linear.bias)
 
             return forward
 
@@ -903,11 +1048,12 @@ class DWAM:
         assert self._call is not None
         t, shared = self._call
         spikes = out
-        if isinstance(out, tuple) and self.stream_state and isinstance(module, NEURON_TYPES):
+        binary = isinstance(module, NEURON_TYPES)  # 0/1 spikes
+        if binary and self.stream_state and isinstance(out, tuple):
             spikes, state = out
             self._neuron_state[npath] = state
-        for pl in self._post_of.get(npath, []):
-            n_out = pl.trained.shape[0]
+        for pl in self._post_of.get(npath, ()):
+            n_out = pl.n_out
             if (
                 not isinstance(spikes, Tensor)
                 or spikes.shape[-1] != n_out
@@ -918,19 +1064,16 @@ class DWAM:
                     f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                     f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                 )
-            first = pl.seen_post == 0
-            self._collect(pl, "post", spikes, t, shared)
             if (
-                first
-                and self._recording is None
-                and isinstance(module, NEURON_TYPES)
-                and spikes.dtype in _EXACT_SUMS
+                self._fast_call
+                and binary
+                and spikes.is_cpu
+                and spikes.dtype == self._c_ref.dtype
                 and spikes.is_contiguous()
-                and not spikes.is_inference()
             ):
-                # 0/1 spikes: their sum is exact in any order, so a plastic layer fed with
-                # these very spikes next can take it over (_take_spike_sum)
-                self._spike_sum = (spikes, spikes._version, pl.sum_post)
+                self._sum_compiled(pl, False, spikes, t, shared)
+            else:
+                self._collect(pl, "post", spikes, t, shared)
         return spikes
 
     # -- episodes and state ----------------------------------------------------------------
@@ -1062,7 +1205,9 @@ class DWAM:
                 elif name == "c_ref":
                     sd[f"{p}.{name}"] = value.clone()
                 else:
-                    sd[f"{p}.{name}"] = self._shown(value).clone()
+                    sd[f"{p}.{name}"] = self._shown(value).clone(
+                        memory_format=torch.contiguous_format
+                    )
             sd[f"{p}.updates"] = self._updates
         return sd
 
@@ -1138,3 +1283,72 @@ def _as_paths(layers: Sequence[str]) -> list[str]:
         if not isinstance(p, str):
             raise TypeError(f"layers must be module paths (str), got {type(p).__name__}")
     return paths
+
+
+def _stream_product(x: Tensor, t: int, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+    """``x`` ``[T, S, N_in]`` (or ``[T·S, N_in]``) through per-stream weights ``weight_t``
+    ``[S, N_in, N_out]``: ``y[t, s] = b + Σ_i x[t, s, i]·W_t[s, i]`` in ascending ``i``, one
+    rounding per operation, a term with ``x = 0`` replaced by −0.0 (adding it leaves every value
+    unchanged, as the compiled ``dwam_linear`` skipping it does): the same bits as the kernel.
+    Returns ``[..., N_out]`` in ``x``'s leading shape."""
+    streams, n_in, n_out = weight_t.shape
+    xs = x.reshape(t, -1, n_in)
+    w = weight_t if weight_t.dtype == x.dtype else weight_t.to(x.dtype)
+    if bias is None:
+        y = xs.new_zeros(t, streams, n_out)
+    else:
+        y = bias.to(x.dtype).expand(t, streams, n_out).clone()
+    for i in range(n_in):
+        xi = xs[:, :, i : i + 1]
+        y.add_(torch.where(xi != 0, xi * w[:, i], -0.0))
+    return y.reshape(*x.shape[:-1], n_out)
+
+
+def _ordered_sum(values: Tensor, shared: bool) -> Tensor:
+    """``values`` ``[T, B, N]`` summed in the order of the compiled ``dwam_sum``: per sample
+    over the steps in order, then (``shared``) over the batch in order; ``[B, N]`` (``[1, N]``
+    when ``shared``). One rounding per addition, so the same bits as the kernel."""
+    acc = values[0].clone()
+    for t in range(1, values.shape[0]):
+        acc.add_(values[t])
+    if not shared:
+        return acc
+    total = acc[:1].clone()
+    for b in range(1, acc.shape[0]):
+        total.add_(acc[b : b + 1])
+    return total
+
+
+def _dense_span(x: Tensor) -> int:
+    """How many elements, from ``x``'s first one on, hold every value of ``x`` contiguously, if
+    ``x`` is contiguous or a contiguous tensor expanded along leading dimensions (stride 0, e.g.
+    a constant input repeated over the steps); 0 otherwise (or if ``x`` is empty)."""
+    span = 1
+    expanded = False
+    for size, stride in zip(reversed(x.shape), reversed(x.stride()), strict=True):
+        if size == 1:
+            continue
+        if size == 0:
+            return 0
+        if stride == 0:
+            expanded = True
+        elif expanded or stride != span:
+            return 0
+        else:
+            span *= size
+    return span
+
+
+def _step_strides(x: Tensor, t: int) -> tuple[int, int] | None:
+    """The element strides ``(step, sample)`` of ``x`` (``[T, B, N]``, or ``[T·B, N]`` with
+    evenly spaced rows) read as ``[T, B, N]``, if its last dimension is unit-strided; else
+    ``None``."""
+    dims = x.dim()
+    if dims == 3 and x.shape[0] == t:
+        st, sb, sn = x.stride()
+    elif dims == 2:
+        sb, sn = x.stride()
+        st = sb * (x.shape[0] // t)
+    else:
+        return None
+    return (st, sb) if sn == 1 or x.shape[-1] == 1 else None

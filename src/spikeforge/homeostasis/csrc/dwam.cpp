@@ -8,12 +8,22 @@
 //
 // Layouts (contiguous, row-major): post-synaptic state [S, P] (S streams, P = all plastic
 // layers' neurons side by side), CV window [W, S, P] in double, per layer l: weights
-// [S, O_l, I_l], pre-synaptic rates and pending sums [S, I_l]; layer l owns columns
-// col0[l] .. col0[l] + O_l of the post-synaptic state.
+// [S, O_l, I_l] (transposed[l]: stored as [S, I_l, O_l], the layout dwam_linear reads),
+// pre-synaptic rates and pending sums [S, I_l]; layer l owns columns col0[l] .. col0[l] + O_l
+// of the post-synaptic state.
+//
+// Besides the update (dwam_update), the per-call work of a DWAM call on CPU:
+//   * dwam_sum: a layer's input or output summed over the steps (and batch), in a fixed order;
+//   * dwam_linear: the layer with per-stream working weights, y = b + Σ_i x_i·W[:, i] in
+//     ascending i, a term with x_i = 0 skipped (the same as adding −0.0, which leaves every
+//     value as it is), x_i = 1 taken as W[:, i] itself (1·w = w); optionally summing its
+//     input per stream like dwam_sum;
+//   * dwam_finite: whether n contiguous values are all finite.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace {
 
@@ -69,7 +79,7 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
             double* win_sum, double* win_sq, T* gate, int64_t L, const int64_t* col0,
             const int64_t* n_out, const int64_t* n_in, void* const* weights,
             void* const* c_pre, void* const* sum_pre, const double* inv_count_pre,
-            const int64_t* plain_zeros) {
+            const int64_t* plain_zeros, const int64_t* transposed) {
   const T w_ema = static_cast<T>(ema), w_theta = static_cast<T>(theta_rate);
   // 1. rates
   for (int64_t l = 0; l < L; ++l) {
@@ -130,23 +140,105 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
   // weights hold neither −0 nor NaN (the update creates neither); otherwise rows holding a
   // zero or a NaN are updated.
   const T a = static_cast<T>(alpha);
+  std::vector<T> pa;
   for (int64_t l = 0; l < L; ++l) {
     T* w = static_cast<T*>(weights[l]);
     const T* cp = static_cast<const T*>(c_pre[l]);
     const int64_t O = n_out[l], I = n_in[l];
+    pa.resize(static_cast<size_t>(O));
     for (int64_t s = 0; s < S; ++s) {
       const T* pre = cp + s * I;
       const bool c_finite = all_finite(pre, I);
+      bool any_change = false;
       for (int64_t i = 0; i < O; ++i) {
         const int64_t k = s * P + col0[l] + i;
         const T c = c_post[k];
         // for c = ±0 only the sign of θ matters (see above); avoids subnormal arithmetic
         const T th = (c == T(0) && positive_subnormal(theta[k])) ? T(1) : theta[k];
         const T phi = ((c - th) * c) * gate[k];
-        const T pa = phi * a;
-        T* row = w + (s * O + i) * I;
-        if (pa == T(0) && c_finite && (plain_zeros[l] || !has_zero_or_nan(row, I))) continue;
-        for (int64_t j = 0; j < I; ++j) row[j] = row[j] + pa * pre[j];
+        pa[i] = phi * a;
+        any_change |= pa[i] != T(0);
+      }
+      if (!transposed[l]) {
+        for (int64_t i = 0; i < O; ++i) {
+          T* row = w + (s * O + i) * I;
+          const T p = pa[i];
+          if (p == T(0) && c_finite && (plain_zeros[l] || !has_zero_or_nan(row, I))) continue;
+          for (int64_t j = 0; j < I; ++j) row[j] = row[j] + p * pre[j];
+        }
+        continue;
+      }
+      // transposed [S, I, O]: row j of stream s gets pa ⊗ c_pre[j], the same products
+      // (pa[i]·pre[j] = pre[j]·pa[i]) and sums as the row layout, so the same bits; a row with
+      // pre[j] = ±0 (or every pa = ±0) gets ±0 terms only and is skipped on the same terms
+      const T* pav = pa.data();
+      const bool pa_finite = all_finite(pav, O);
+      if (!any_change && c_finite && plain_zeros[l]) continue;
+      for (int64_t j = 0; j < I; ++j) {
+        T* __restrict row = w + (s * I + j) * O;
+        const T x = pre[j];
+        if ((x == T(0) || !any_change) && pa_finite && c_finite &&
+            (plain_zeros[l] || !has_zero_or_nan(row, O)))
+          continue;
+        for (int64_t i = 0; i < O; ++i) row[i] = row[i] + pav[i] * x;
+      }
+    }
+  }
+}
+
+// The pending input sums, in one fixed order (the torch path's _ordered_sum does the same):
+// per stream b, acc_b = ((x[0, b] + x[1, b]) + x[2, b]) + ... over the steps; per_stream: out[b]
+// (+)= acc_b, else out (+)= ((acc_0 + acc_1) + acc_2) + ... over the batch. x [steps, batch, n]
+// with element strides (st, sb, 1); out rows are out_stride apart.
+template <typename T>
+void ordered_sum(const T* __restrict x, int64_t steps, int64_t batch, int64_t n, int64_t st,
+                 int64_t sb, int64_t per_stream, T* __restrict out, int64_t out_stride,
+                 int64_t accumulate) {
+  std::vector<T> acc(static_cast<size_t>(n)), total;
+  if (!per_stream) total.assign(static_cast<size_t>(n), T(0));
+  T* __restrict a = acc.data();
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t j = 0; j < n; ++j) a[j] = x[b * sb + j];
+    for (int64_t t = 1; t < steps; ++t) {
+      const T* __restrict row = x + t * st + b * sb;
+      for (int64_t j = 0; j < n; ++j) a[j] = a[j] + row[j];
+    }
+    T* __restrict dst = per_stream ? out + b * out_stride : total.data();
+    if (!per_stream && b == 0) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = a[j];
+    } else if (per_stream && !accumulate) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = a[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) dst[j] = dst[j] + a[j];
+    }
+  }
+  if (!per_stream) {
+    for (int64_t j = 0; j < n; ++j) out[j] = accumulate ? out[j] + total[j] : total[j];
+  }
+}
+
+// y[t, s, :] = b + Σ_{i ascending, x != 0} x[t, s, i]·wt[s, i, :] (module comment), with
+// x [T, S, I] with element strides (st, ss, 1), wt [S, I, O] and y [T, S, O] contiguous; b may be
+// null (then +0).
+template <typename T>
+void stream_linear(const T* __restrict x, int64_t steps, int64_t S, int64_t I, int64_t O,
+                   int64_t st, int64_t ss, const T* __restrict wt, const T* __restrict bias,
+                   T* __restrict y) {
+  for (int64_t t = 0; t < steps; ++t) {
+    for (int64_t s = 0; s < S; ++s) {
+      const T* __restrict xr = x + t * st + s * ss;
+      T* __restrict yr = y + (t * S + s) * O;
+      const T* __restrict w = wt + s * I * O;
+      for (int64_t o = 0; o < O; ++o) yr[o] = bias ? bias[o] : T(0);
+      for (int64_t i = 0; i < I; ++i) {
+        const T v = xr[i];
+        if (v == T(0)) continue;
+        const T* __restrict wr = w + i * O;
+        if (v == T(1)) {
+          for (int64_t o = 0; o < O; ++o) yr[o] = yr[o] + wr[o];
+        } else {
+          for (int64_t o = 0; o < O; ++o) yr[o] = yr[o] + v * wr[o];
+        }
       }
     }
   }
@@ -178,9 +270,65 @@ struct DwamArgs {
   void* const* sum_pre;
   const double* inv_count_pre;
   const int64_t* plain_zeros;
+  const int64_t* transposed;
 };
 
-int dwam_abi() { return 3; }
+// dwam_sum's arguments (mirrored by _SumArgs in dwam.py).
+struct SumArgs {
+  int64_t is_double;
+  const void* x;
+  int64_t steps, batch, n, st, sb, per_stream;
+  void* out;
+  int64_t out_stride, accumulate;
+};
+
+// dwam_linear's arguments (mirrored by _LinearArgs in dwam.py); sum may be null.
+struct LinearArgs {
+  int64_t is_double;
+  const void* x;
+  int64_t steps, S, I, O, st, ss;
+  const void* wt;
+  const void* bias;
+  void* y;
+  void* sum;
+  int64_t sum_stride, accumulate;
+};
+
+int dwam_abi() { return 4; }
+
+int dwam_finite(const void* x, int64_t n, int64_t is_double) {
+  return is_double ? all_finite(static_cast<const double*>(x), n)
+                   : all_finite(static_cast<const float*>(x), n);
+}
+
+void dwam_sum(const SumArgs* a) {
+  if (a->is_double) {
+    ordered_sum(static_cast<const double*>(a->x), a->steps, a->batch, a->n, a->st, a->sb,
+                a->per_stream, static_cast<double*>(a->out), a->out_stride, a->accumulate);
+  } else {
+    ordered_sum(static_cast<const float*>(a->x), a->steps, a->batch, a->n, a->st, a->sb,
+                a->per_stream, static_cast<float*>(a->out), a->out_stride, a->accumulate);
+  }
+}
+
+void dwam_linear(const LinearArgs* a) {
+  if (a->is_double) {
+    stream_linear(static_cast<const double*>(a->x), a->steps, a->S, a->I, a->O, a->st, a->ss,
+                  static_cast<const double*>(a->wt), static_cast<const double*>(a->bias),
+                  static_cast<double*>(a->y));
+    if (a->sum)
+      ordered_sum(static_cast<const double*>(a->x), a->steps, a->S, a->I, a->st, a->ss, 1,
+                static_cast<double*>(a->sum), a->sum_stride, a->accumulate);
+  } else {
+    stream_linear(static_cast<const float*>(a->x), a->steps, a->S, a->I, a->O, a->st, a->ss,
+                  static_cast<const float*>(a->wt), static_cast<const float*>(a->bias),
+                  static_cast<float*>(a->y));
+    if (a->sum)
+      ordered_sum(static_cast<const float*>(a->x), a->steps, a->S, a->I, a->st, a->ss, 1,
+                static_cast<float*>(a->sum), a->sum_stride, a->accumulate);
+  }
+}
+
 
 void dwam_update(const DwamArgs* a) {
   const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
@@ -203,18 +351,19 @@ void dwam_update(const DwamArgs* a) {
   void* const* sum_pre = a->sum_pre;
   const double* inv_count_pre = a->inv_count_pre;
   const int64_t* plain_zeros = a->plain_zeros;
+  const int64_t* transposed = a->transposed;
   if (is_double) {
     update<double>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
                    zeta2_w, alpha, static_cast<double*>(sum_post), static_cast<double*>(c_post),
                    static_cast<double*>(theta), static_cast<const double*>(inv_ref), window,
                    win_sum, win_sq, static_cast<double*>(gate), L, col0, n_out, n_in, weights,
-                   c_pre, sum_pre, inv_count_pre, plain_zeros);
+                   c_pre, sum_pre, inv_count_pre, plain_zeros, transposed);
   } else {
     update<float>(S, P, slot, first, full, adapt, ema, theta_rate, inv_count_post, zeta2,
                   zeta2_w, alpha, static_cast<float*>(sum_post), static_cast<float*>(c_post),
                   static_cast<float*>(theta), static_cast<const float*>(inv_ref), window, win_sum,
                   win_sq, static_cast<float*>(gate), L, col0, n_out, n_in, weights, c_pre,
-                  sum_pre, inv_count_pre, plain_zeros);
+                  sum_pre, inv_count_pre, plain_zeros, transposed);
   }
 }
 
