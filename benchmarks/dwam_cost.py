@@ -9,7 +9,10 @@ are not timed, so the ratio is the controller's alone (with the environment's ow
 ratio would only be smaller: ``ratio_with_env`` adds the measured time of stepping the B
 environments, spec §6.4's "wall-clock time per environment step").
 
-Matrix: task (CartPole 4-64-64-2, Pendulum 3-64-64-1) x host family (LIF, adaptive threshold) x
+Matrix: task (CartPole 4-64-64-2, Pendulum 3-64-64-1) x host family (``lif``: the study's hosts,
+LIF neurons on the plain-torch reference path; ``lif-fused``: the same hosts with the library's
+default fused LIF kernels, the fastest host and so the hardest case for the ratio; ``adaptive``:
+adaptive-threshold neurons) x
 batch (1 episode; 20 environments sharing one adapted network; 20 lockstep episodes with one
 DWAM stream each, ``per_sample``, as in ``spikeforge reproduce dwam``) x phase
 (``gate-closed``: the first W updates of an episode, rates and θ_M only; ``gate-open``: full
@@ -33,13 +36,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from spikeforge.control import Host, make_host
-from spikeforge.experiments.dwam.runs import FAMILIES, neuron_factory
+from spikeforge.control import Host, host_config, make_host
+from spikeforge.core.neurons import LIF
+from spikeforge.experiments.dwam.runs import neuron_factory
 from spikeforge.homeostasis import DWAM
 from spikeforge.io import code_version, write_json
 from ttfs_inference import cpu_info, load_average, thread_counts  # beside this script
 
 TASKS = ("cartpole", "pendulum")
+FAMILIES = ("lif", "lif-fused", "adaptive")
 MODES = ((1, False), (20, False), (20, True))  # (batch, per_sample)
 PHASES = {"gate-closed": 10_000, "gate-open": 20}  # CV window W in updates (closed: never full)
 TARGET_RATIO = 1.3
@@ -85,7 +90,11 @@ def _block(step: Callable, observations: list[torch.Tensor]) -> float:
 def bench_setting(
     task: str, family: str, batch: int, per_sample: bool, phase: str, steps: int, repeats: int
 ) -> dict:
-    host = make_host(task, seed=0, neuron=neuron_factory(family), neuron_name=family)
+    if family == "lif-fused":  # the study's LIF hosts with the default backend ("auto")
+        tau = host_config(task).tau
+        host = make_host(task, seed=0, neuron=lambda: LIF(tau=tau), neuron_name="lif")
+    else:
+        host = make_host(task, seed=0, neuron=neuron_factory(family), neuron_name=family)
     g = torch.Generator().manual_seed(1)
     observations = [torch.randn(batch, host.config.obs_dim, generator=g) for _ in range(steps)]
     dwam = DWAM(host, ["fc1", "fc2"], window=PHASES[phase], c_ref=0.1, per_sample=per_sample)
@@ -124,9 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="environment steps per block")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
+    families = [f for f in args.families.split(",") if f]
+    for f in families:
+        if f not in FAMILIES:
+            parser.error(f"unknown host family {f!r}; choose from {', '.join(FAMILIES)}")
     load_before = load_average()
     rows = []
     print(f"CPU: {cpu_info()}; {load_before}")
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         for task in tasks:
-            for family in FAMILIES:
+            for family in families:
                 for batch, per_sample in MODES:
                     for phase in PHASES:
                         row = bench_setting(

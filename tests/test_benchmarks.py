@@ -172,7 +172,7 @@ def test_dwam_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert bench.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["code_version"] == code_version() and report["cpu"]
-    assert len(report["rows"]) == 2 * 3 * 2  # families x (batch, per_sample) x phases
+    assert len(report["rows"]) == 3 * 3 * 2  # families x (batch, per_sample) x phases
     for row in report["rows"]:
         assert row["ratio"] > 0 and row["ratio_with_env"] > 0
         assert set(row["us_per_step"]) == {"host", "dwam", "env"}
