@@ -692,6 +692,23 @@ def test_spikes_copied_between_layers_give_the_same_bits(one_thread, per_sample)
     assert float(torch.as_tensor(fast.weight_change()["fc2"]).min()) > 0
 
 
+def test_without_adaptation_the_outputs_are_the_hosts(one_thread):
+    """``adapt=False``: with the batch sharing the weights, the host's outputs bit for bit (the
+    layers are computed with ``F.linear``, as ``nn.Linear`` does); per sample, the same up to
+    rounding (the per-stream product sums in its own order)."""
+    host = _TwoLayers()
+    layers = {"fc1": "lif1", "fc2": "lif2"}
+    shared = DWAM(host, layers, window=5, c_ref=0.15, adapt=False)
+    streams = DWAM(host, layers, window=5, c_ref=0.15, adapt=False, per_sample=True)
+    g = torch.Generator().manual_seed(32)
+    for _ in range(12):
+        x = torch.rand(T, 3, N_IN, generator=g) * 0.8
+        with torch.no_grad():
+            expected = host(x)
+        assert torch.equal(_bits(shared(x)), _bits(expected))
+        torch.testing.assert_close(streams(x), expected)
+
+
 def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """``x`` ``[T, B, N]`` in several memory layouts with the same values."""
     return {

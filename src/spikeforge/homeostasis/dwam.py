@@ -58,15 +58,21 @@ Choices the spec leaves open, made here (see ``docs/homeostasis.md``):
   instance (restored in ``finally``; the model carries no hook and no patch between calls, and
   the trained values are never written): a plastic layer's patch sums its input and computes
   the layer with the working weights, ``F.linear(x, W, b)`` when the batch shares them (the
-  call ``nn.Linear`` makes) and a batched product per stream with ``per_sample``; a neuron's
+  call ``nn.Linear`` makes) and the per-stream product (below) with ``per_sample``; a neuron's
   patch sums its spikes. Patching costs less than module hooks, which send every call of a
-  hooked module through PyTorch's slow path, even outside DWAM calls; a plastic layer fed with
-  a spikeforge neuron's unchanged spikes (same elements, version counter unchanged) takes over
-  the neuron's spike sum instead of summing again (0/1 spikes: exact in any order);
-* each update is one call of a compiled C++ kernel (``csrc/dwam.cpp``, built and cached by
-  :mod:`spikeforge.core.kernels`) on CPU float32/float64 state, or the same operations in torch
-  (``backend``); the kernel skips weight rows whose update is ±0 where that leaves the same
-  bits, and computes silent neurons' subnormal θ_M without subnormal arithmetic (same bits);
+  hooked module through PyTorch's slow path, even outside DWAM calls;
+* input sums are taken in one fixed order (per sample over the steps in order, then over the
+  batch in order: :func:`_ordered_sum`), spike sums of spikeforge neurons in any order (0/1
+  spikes: exact);
+* the per-stream product is ``y[t, s] = b + Σ_i x[t, s, i]·W_s[:, i]`` in ascending ``i``, a
+  term with ``x = 0`` skipped (the same as adding −0.0) and ``x = 1`` taken as the column
+  (:func:`_stream_product`); per-sample working weights are stored transposed,
+  ``[S, N_in, N_out]``;
+* on CPU float32/float64 state the sums, the per-stream products and each update are calls of
+  compiled C++ kernels (``csrc/dwam.cpp``, built and cached by :mod:`spikeforge.core.kernels`),
+  else the same operations in torch (``backend``); the update kernel skips weight rows whose
+  update is ±0 where that leaves the same bits, and computes silent neurons' subnormal θ_M
+  without subnormal arithmetic (same bits);
 * the per-neuron state of all plastic layers (rates, θ_M, CV window, gate) lives in one flat
   ``[S, ΣN_out]`` buffer (per-layer views), so one update costs the same few tensor operations
   however many layers are plastic, plus one weight update per layer (the plastic layers must
@@ -932,17 +938,25 @@ class DWAM:
         batch = rows // t
         if not shared and batch != self._streams:
             self._check_streams(pl, "pre" if pre else "post", batch)
-        strides = _step_strides(x, t)
-        if strides is None:
-            x = x.contiguous()
-            strides = (batch * n, n)
-        args.st, args.sb = strides
+        if x.is_contiguous():
+            args.st, args.sb = batch * n, n
+        else:
+            strides = _step_strides(x, t)
+            if strides is None:
+                x = x.contiguous()
+                strides = (batch * n, n)
+            args.st, args.sb = strides
         args.x = x.data_ptr()
         args.steps = t
         args.batch = batch
         args.accumulate = seen != 0
         self._lib.dwam_sum(ref)
-        self._count(pl, pre, t, rows if shared else t)
+        if pre:
+            pl.seen_pre += t
+            pl.count_pre += rows if shared else t
+        else:
+            pl.seen_post += t
+            pl.count_post += rows if shared else t
 
     def _stream_layer(self, pl: _Plastic, x: Tensor, t: int) -> Tensor:
         """The plastic layer on ``x`` (``[T, S, N_in]`` or ``[T·S, N_in]``) with each stream's
@@ -1017,7 +1031,9 @@ class DWAM:
     def _neuron_forward(self, npath: str, module: nn.Module) -> Any:
         """A post-synaptic (or, with ``stream_state``, any spikeforge) neuron's forward during a
         call, given its own: feeds the carried state (``stream_state``), collects the spikes."""
-        streams = self.stream_state and isinstance(module, NEURON_TYPES)
+        binary = isinstance(module, NEURON_TYPES)  # 0/1 spikes
+        streams = self.stream_state and binary
+        posts = self._post_of.get(npath, [])
 
         def make(original: Any) -> Any:
             def forward(*args: Any, **kwargs: Any) -> Any:
@@ -1038,21 +1054,22 @@ class DWAM:
                                 "(batch or neuron shape changed); call reset() between streams"
                             )
                         kwargs["state"] = state
-                return self._neuron_call(npath, module, original(*args, **kwargs))
+                return self._neuron_call(npath, binary, posts, original(*args, **kwargs))
 
             return forward
 
         return make
 
-    def _neuron_call(self, npath: str, module: nn.Module, out: Any) -> Any:
+    def _neuron_call(self, npath: str, binary: bool, posts: list[_Plastic], out: Any) -> Any:
+        """Collects the spikes ``out`` of the neuron ``npath`` (``binary``: a spikeforge neuron,
+        0/1 spikes) for the plastic layers it follows (``posts``)."""
         assert self._call is not None
         t, shared = self._call
         spikes = out
-        binary = isinstance(module, NEURON_TYPES)  # 0/1 spikes
         if binary and self.stream_state and isinstance(out, tuple):
             spikes, state = out
             self._neuron_state[npath] = state
-        for pl in self._post_of.get(npath, ()):
+        for pl in posts:
             n_out = pl.n_out
             if (
                 not isinstance(spikes, Tensor)
