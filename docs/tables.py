@@ -1153,7 +1153,7 @@ def dwam_readme() -> str:
     d = load("dwam")
     summary = d["summary"]
     tasks = [t for t in DWAM_TASKS if t in summary]
-    conditions = list(summary[tasks[0]]["lif"])
+    conditions = [c for c in d["settings"]["conditions"] if c in summary[tasks[0]]["lif"]]
     rows = []
     for c in conditions:
         rows.append([c] + [_dwam_cell(summary[t]["lif"][c]) for t in tasks])
@@ -1188,17 +1188,24 @@ def dwam_hosts() -> str:
                 f"{h['train_seconds']:.0f}",
             ]
         )
-    return md(["host", "nominal return (20 episodes, no DWAM)", "accepted", "training s"], rows)
+    env = d["environment"]
+    return (
+        md(["host", "nominal return (20 episodes, no DWAM)", "accepted", "training s"], rows)
+        + f"\n\nThe whole study (hosts, tuning, every condition and arm) took "
+        f"{d['session_seconds'] / 60:.1f} min with `--jobs {env['jobs']}` on 2 cores "
+        f"(target: under 30 min), at {env['code_version'].removeprefix('git:')[:7]}."
+    )
 
 
 @table("dwam-study")
 def dwam_study() -> str:
     d = load("dwam")
     parts = []
+    order = {c: i for i, c in enumerate(d["settings"]["conditions"])}  # (not finishing order)
     for task, families in d["summary"].items():
         for family, rows in families.items():
             body = []
-            for c, row in rows.items():
+            for c, row in sorted(rows.items(), key=lambda cr: order.get(cr[0], len(order))):
                 dev = [
                     f"{row['control'][p]['rate_deviation']:.2f} -> "
                     f"{row['dwam'][p]['rate_deviation']:.2f}"
