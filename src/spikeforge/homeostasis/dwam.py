@@ -670,29 +670,36 @@ class DWAM:
     def _step(self) -> bool:
         """:meth:`step` (the caller disables autograd)."""
         layers = self._layer_list
+        count = layers[0].count_post
         for pl in layers:
             if pl.seen_post == 0 or pl.seen_pre == 0:
                 return False
-        counts = {pl.count_post for pl in layers}
-        if len(counts) != 1:  # layers fed with different numbers of steps: normalise apart
+            if pl.count_post != count:
+                count = 0
+        if count == 0:  # layers fed with different numbers of steps: normalise apart
             for pl in layers:
                 assert pl.sum_post is not None
                 pl.sum_post.mul_(1.0 / pl.count_post)
-            counts = {1}
-        full = self._updates + 1 >= self.window  # after this update the CV window is full
+            count = 1
+        updates = self._updates + 1
+        full = updates >= self.window  # after this update the CV window is full
         if self._kernel_ok is None:
             self._kernel_ok = self._use_kernel()
         if self._kernel_ok:
-            self._update_compiled(layers, 1.0 / counts.pop(), full)
+            self._update_compiled(layers, 1.0 / count, full)
         else:
-            self._update_torch(layers, 1.0 / counts.pop(), full)
+            self._update_torch(layers, 1.0 / count, full)
         for pl in layers:
-            pl.clear_pending()
-        self._updates += 1
+            pl.seen_pre = pl.seen_post = pl.count_pre = pl.count_post = 0
+        self._updates = updates
         self._gate = self._gate_buf if full else None
-        if self._updates % self.window == 0:
+        if updates % self.window == 0:
             self._recompute_window_sums()
-        if full and self.adapt:
+        if (
+            full
+            and self.adapt
+            and (self.clip_sign or self.w_range or updates % self.finite_check_every == 0)
+        ):
             for pl in layers:
                 assert pl.weight is not None
                 if self.clip_sign:
@@ -775,15 +782,16 @@ class DWAM:
 
     def _update_compiled(self, layers: list[_Plastic], inv_count: float, full: bool) -> None:
         """Steps 1-5 in one call of the compiled kernel (the same results as the torch path)."""
-        assert self._kargs is not None
-        args, inv_pre = self._kargs["args"], self._kargs["keep"]["inv_count_pre"]
-        for i, pl in enumerate(layers):
-            inv_pre[i] = 1.0 / pl.count_pre
-        args.slot = self._updates % self.window
-        args.first = int(self._updates == 0 or self.tau_c == 1.0)
-        args.full = int(full)
+        kargs = self._kargs
+        assert kargs is not None
+        args, inv_pre = kargs["args"], kargs["keep"]["inv_count_pre"]
+        inv_pre[:] = [1.0 / pl.count_pre for pl in layers]
+        updates = self._updates
+        args.slot = updates % self.window
+        args.first = updates == 0 or self.tau_c == 1.0
+        args.full = full
         args.inv_count_post = inv_count
-        self._lib.dwam_update(self._kargs["ref"])
+        self._lib.dwam_update(kargs["ref"])
 
     def _recompute_window_sums(self) -> None:
         """The window's sums from the buffer itself (every W updates, so that the rounding of
@@ -832,13 +840,13 @@ class DWAM:
                 slots = module.__dict__
                 previous = slots.get("forward", _NO_PATCH)
                 patched.append((slots, previous))
-                if previous is not _NO_PATCH:  # a forward set on the instance: wrap that one
+                if previous is _NO_PATCH and cached and cached[0] is type(module).forward:
+                    slots["forward"] = cached[1]
+                elif previous is _NO_PATCH:
+                    target[2] = (type(module).forward, make_forward(module.forward))
+                    slots["forward"] = target[2][1]
+                else:  # a forward set on the instance: wrap that one
                     slots["forward"] = make_forward(previous)
-                    continue
-                func = type(module).forward
-                if cached is None or cached[0] is not func:
-                    cached = target[2] = (func, make_forward(module.forward))
-                slots["forward"] = cached[1]
             return self.model(x_seq)
         finally:
             self._call = None
