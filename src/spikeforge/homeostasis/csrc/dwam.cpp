@@ -95,7 +95,8 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
   const T inv_post = static_cast<T>(inv_count_post);
   const int64_t n = S * P;
   double* win = window + slot * n;
-  for (int64_t k = 0; k < n; ++k) {
+  for (int64_t k = 0, j = 0; k < n; ++k, ++j) {  // j = k % P, the neuron (no division)
+    if (j == P) j = 0;
     const T s = sum_post[k] * inv_post;
     const T c = first ? s : c_post[k] + (s - c_post[k]) * w_ema;
     c_post[k] = c;
@@ -108,7 +109,7 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
     if (c == T(0) && positive_subnormal(theta[k]) && w_theta <= T(1)) {
       theta[k] = decay_subnormal(theta[k], w_theta);  // the same bits (see above)
     } else {
-      const T target = (c * c) * inv_ref[k % P];
+      const T target = (c * c) * inv_ref[j];
       theta[k] = theta[k] + (target - theta[k]) * w_theta;
     }
   }
