@@ -690,7 +690,7 @@ class DWAM:
         else:
             self._update_torch(layers, 1.0 / count, full)
         for pl in layers:
-            pl.seen_pre = pl.seen_post = pl.count_pre = pl.count_post = 0
+            pl.clear_pending()
         self._updates = updates
         self._gate = self._gate_buf if full else None
         if updates % self.window == 0:
@@ -959,12 +959,7 @@ class DWAM:
         args.batch = batch
         args.accumulate = seen != 0
         self._lib.dwam_sum(ref)
-        if pre:
-            pl.seen_pre += t
-            pl.count_pre += rows if shared else t
-        else:
-            pl.seen_post += t
-            pl.count_post += rows if shared else t
+        self._count(pl, pre, t, rows if shared else t)
 
     def _stream_layer(self, pl: _Plastic, x: Tensor, t: int) -> Tensor:
         """The plastic layer on ``x`` (``[T, S, N_in]`` or ``[T·S, N_in]``) with each stream's
