@@ -709,6 +709,24 @@ def test_without_adaptation_the_outputs_are_the_hosts(one_thread):
         torch.testing.assert_close(streams(x), expected)
 
 
+class _Twice(nn.Module):
+    """Doubles the batch: ``[T, B, N]`` -> ``[T, 2B, N]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x], dim=1)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "torch"])
+def test_per_sample_layer_with_another_batch_is_refused(backend):
+    """A plastic layer that sees another batch than the streams' (here doubled inside the
+    model) gets a clear error before any kernel writes the per-stream buffers."""
+    lin = make_net()[0]
+    net = nn.Sequential(_Twice(), lin, DecayLIF(decay=0.8, reset="subtract"))
+    dwam = DWAM(net, ["1"], per_sample=True, c_ref=0.2, backend=backend)
+    with pytest.raises(ValueError, match="adapts 3 streams, but the input of '1' has a batch of 6"):
+        dwam(spikes_in(torch.Generator().manual_seed(3), T, 3))
+
+
 def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """``x`` ``[T, B, N]`` in several memory layouts with the same values."""
     return {
