@@ -784,17 +784,15 @@ def test_stream_kernel_matches_its_torch_reference(dtype):
     wt = torch.randn(streams, n_in, n_out, generator=g, dtype=dtype)
     for bias in (None, torch.randn(n_out, generator=g, dtype=dtype)):
         for name, xv in _layouts(x).items():
-            strides = dwam_module._step_strides(xv, steps)
-            if name == "strided":  # (a non-unit last stride: DWAM copies such inputs first)
-                assert strides is None
-                xv = xv.contiguous()
-                strides = dwam_module._step_strides(xv, steps)
-            assert strides is not None
+            read, st, ss = dwam_module._as_steps(xv, steps, streams, n_in)
+            # (a non-unit last stride: the kernels read a contiguous copy)
+            assert (read.data_ptr() == xv.data_ptr()) == (name != "strided")
+            xv = read
             y = torch.empty(steps, streams, n_out, dtype=dtype)
             args = dwam_module._LinearArgs(
                 is_double=int(dtype == torch.float64), S=streams, I=n_in, O=n_out
             )
-            args.x, args.steps, (args.st, args.ss) = xv.data_ptr(), steps, strides
+            args.x, args.steps, args.st, args.ss = xv.data_ptr(), steps, st, ss
             args.wt, args.y, args.sum = wt.data_ptr(), y.data_ptr(), None
             args.bias = None if bias is None else bias.data_ptr()
             lib.dwam_linear(ctypes.byref(args))

@@ -109,7 +109,7 @@ BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
 _ABI = 4
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
-_EXACT_SUMS = (torch.float32, torch.float64)  # sums of up to 2^24 zeros and ones are exact
+_KERNEL_DTYPES = (torch.float32, torch.float64)  # what the compiled kernels read
 
 
 class _KernelArgs(ctypes.Structure):
@@ -597,7 +597,7 @@ class DWAM:
             raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
         if not x_seq.is_floating_point():
             return
-        if self._kernel_ok and x_seq.is_cpu and x_seq.dtype in _EXACT_SUMS:
+        if self._kernel_ok and x_seq.is_cpu and x_seq.dtype in _KERNEL_DTYPES:
             layout = (x_seq.shape, x_seq.stride())
             n = self._spans.get(layout)
             if n is None:
@@ -610,7 +610,7 @@ class DWAM:
                 raise ValueError("the input x_seq contains NaN or infinite values")
         # one reduction: a NaN or inf anywhere makes the sum non-finite (float32/64 sums of
         # finite inputs overflow only beyond ~1e38 / 1e308; half types take the exact check)
-        if x_seq.dtype in (torch.float32, torch.float64):
+        if x_seq.dtype in _KERNEL_DTYPES:
             if math.isfinite(float(x_seq.sum())):
                 return
         if not torch.isfinite(x_seq).all():
@@ -683,8 +683,6 @@ class DWAM:
             count = 1
         updates = self._updates + 1
         full = updates >= self.window  # after this update the CV window is full
-        if self._kernel_ok is None:
-            self._kernel_ok = self._use_kernel()
         if self._kernel_ok:
             self._update_compiled(layers, 1.0 / count, full)
         else:
@@ -767,10 +765,7 @@ class DWAM:
         """Whether the compiled update runs (``backend``, CPU, float32/64, kernel built)."""
         if self.backend == "torch":
             return False
-        ok = self._c_ref.device.type == "cpu" and self._c_ref.dtype in (
-            torch.float32,
-            torch.float64,
-        )
+        ok = self._c_ref.device.type == "cpu" and self._c_ref.dtype in _KERNEL_DTYPES
         lib = _kernel() if ok else None
         if lib is not None:
             self._lib = lib
@@ -944,16 +939,9 @@ class DWAM:
             n, seen = pl.n_out, pl.seen_post
         rows = x.numel() // n
         batch = rows // t
-        if not shared and batch != self._streams:
+        if not shared:
             self._check_streams(pl, "pre" if pre else "post", batch)
-        if x.is_contiguous():
-            args.st, args.sb = batch * n, n
-        else:
-            strides = _step_strides(x, t)
-            if strides is None:
-                x = x.contiguous()
-                strides = (batch * n, n)
-            args.st, args.sb = strides
+        x, args.st, args.sb = _as_steps(x, t, batch, n)
         args.x = x.data_ptr()
         args.steps = t
         args.batch = batch
@@ -976,13 +964,8 @@ class DWAM:
         ):
             args, ref = pl.linear_args
             batch = x.numel() // (t * pl.n_in)
-            if batch != self._streams:
-                self._check_streams(pl, "pre", batch)
-            strides = _step_strides(x, t)
-            if strides is None:
-                x = x.contiguous()
-                strides = (batch * pl.n_in, pl.n_in)
-            args.st, args.ss = strides
+            self._check_streams(pl, "pre", batch)
+            x, args.st, args.ss = _as_steps(x, t, batch, pl.n_in)
             y = torch.empty((*x.shape[:-1], pl.n_out), dtype=x.dtype)
             args.x = x.data_ptr()
             args.y = y.data_ptr()
@@ -1359,16 +1342,18 @@ def _dense_span(x: Tensor) -> int:
     return span
 
 
-def _step_strides(x: Tensor, t: int) -> tuple[int, int] | None:
-    """The element strides ``(step, sample)`` of ``x`` (``[T, B, N]``, or ``[T·B, N]`` with
-    evenly spaced rows) read as ``[T, B, N]``, if its last dimension is unit-strided; else
-    ``None``."""
+def _as_steps(x: Tensor, t: int, batch: int, n: int) -> tuple[Tensor, int, int]:
+    """``x`` (``[T, B, N]``, or ``[T·B, N]`` with evenly spaced rows; ``B = batch``, ``N = n``)
+    and its element strides ``(step, sample)`` read as ``[T, B, N]``, for the compiled kernels:
+    ``x`` itself when its last dimension is unit-strided, else a contiguous copy."""
     dims = x.dim()
     if dims == 3 and x.shape[0] == t:
         st, sb, sn = x.stride()
     elif dims == 2:
         sb, sn = x.stride()
-        st = sb * (x.shape[0] // t)
+        st = sb * batch
     else:
-        return None
-    return (st, sb) if sn == 1 or x.shape[-1] == 1 else None
+        return x.contiguous(), batch * n, n
+    if sn == 1 or n == 1:
+        return x, st, sb
+    return x.contiguous(), batch * n, n

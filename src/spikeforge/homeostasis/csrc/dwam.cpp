@@ -195,8 +195,7 @@ template <typename T>
 void ordered_sum(const T* __restrict x, int64_t steps, int64_t batch, int64_t n, int64_t st,
                  int64_t sb, int64_t per_stream, T* __restrict out, int64_t out_stride,
                  int64_t accumulate) {
-  std::vector<T> acc(static_cast<size_t>(n)), total;
-  if (!per_stream) total.assign(static_cast<size_t>(n), T(0));
+  std::vector<T> acc(static_cast<size_t>(n)), total(per_stream ? 0 : static_cast<size_t>(n));
   T* __restrict a = acc.data();
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t j = 0; j < n; ++j) a[j] = x[b * sb + j];
@@ -204,14 +203,10 @@ void ordered_sum(const T* __restrict x, int64_t steps, int64_t batch, int64_t n,
       const T* __restrict row = x + t * st + b * sb;
       for (int64_t j = 0; j < n; ++j) a[j] = a[j] + row[j];
     }
+    // per stream: into its row of out; shared: into the batch total (the first one copied)
     T* __restrict dst = per_stream ? out + b * out_stride : total.data();
-    if (!per_stream && b == 0) {
-      for (int64_t j = 0; j < n; ++j) dst[j] = a[j];
-    } else if (per_stream && !accumulate) {
-      for (int64_t j = 0; j < n; ++j) dst[j] = a[j];
-    } else {
-      for (int64_t j = 0; j < n; ++j) dst[j] = dst[j] + a[j];
-    }
+    const bool add = per_stream ? accumulate != 0 : b > 0;
+    for (int64_t j = 0; j < n; ++j) dst[j] = add ? dst[j] + a[j] : a[j];
   }
   if (!per_stream) {
     for (int64_t j = 0; j < n; ++j) out[j] = accumulate ? out[j] + total[j] : total[j];
@@ -247,6 +242,48 @@ void stream_linear(const T* __restrict x, int64_t steps, int64_t S, int64_t I, i
 
 }  // namespace
 
+// dwam_sum's arguments (mirrored by _SumArgs in dwam.py).
+struct SumArgs {
+  int64_t is_double;
+  const void* x;
+  int64_t steps, batch, n, st, sb, per_stream;
+  void* out;
+  int64_t out_stride, accumulate;
+};
+
+// dwam_linear's arguments (mirrored by _LinearArgs in dwam.py); sum may be null.
+struct LinearArgs {
+  int64_t is_double;
+  const void* x;
+  int64_t steps, S, I, O, st, ss;
+  const void* wt;
+  const void* bias;
+  void* y;
+  void* sum;
+  int64_t sum_stride, accumulate;
+};
+
+namespace {
+
+// The two calls for one dtype T (the arguments' pointers are T arrays).
+template <typename T>
+void sum_call(const SumArgs& a) {
+  ordered_sum(static_cast<const T*>(a.x), a.steps, a.batch, a.n, a.st, a.sb, a.per_stream,
+              static_cast<T*>(a.out), a.out_stride, a.accumulate);
+}
+
+template <typename T>
+void linear_call(const LinearArgs& a) {
+  const T* x = static_cast<const T*>(a.x);
+  stream_linear(x, a.steps, a.S, a.I, a.O, a.st, a.ss, static_cast<const T*>(a.wt),
+                static_cast<const T*>(a.bias), static_cast<T*>(a.y));
+  if (a.sum)
+    ordered_sum(x, a.steps, a.S, a.I, a.st, a.ss, 1, static_cast<T*>(a.sum), a.sum_stride,
+                a.accumulate);
+}
+
+}  // namespace
+
 extern "C" {
 
 // Every argument in one struct (one ctypes argument per call; mirrored by _KernelArgs in
@@ -274,27 +311,6 @@ struct DwamArgs {
   const int64_t* transposed;
 };
 
-// dwam_sum's arguments (mirrored by _SumArgs in dwam.py).
-struct SumArgs {
-  int64_t is_double;
-  const void* x;
-  int64_t steps, batch, n, st, sb, per_stream;
-  void* out;
-  int64_t out_stride, accumulate;
-};
-
-// dwam_linear's arguments (mirrored by _LinearArgs in dwam.py); sum may be null.
-struct LinearArgs {
-  int64_t is_double;
-  const void* x;
-  int64_t steps, S, I, O, st, ss;
-  const void* wt;
-  const void* bias;
-  void* y;
-  void* sum;
-  int64_t sum_stride, accumulate;
-};
-
 int dwam_abi() { return 4; }
 
 int dwam_finite(const void* x, int64_t n, int64_t is_double) {
@@ -304,32 +320,19 @@ int dwam_finite(const void* x, int64_t n, int64_t is_double) {
 
 void dwam_sum(const SumArgs* a) {
   if (a->is_double) {
-    ordered_sum(static_cast<const double*>(a->x), a->steps, a->batch, a->n, a->st, a->sb,
-                a->per_stream, static_cast<double*>(a->out), a->out_stride, a->accumulate);
+    sum_call<double>(*a);
   } else {
-    ordered_sum(static_cast<const float*>(a->x), a->steps, a->batch, a->n, a->st, a->sb,
-                a->per_stream, static_cast<float*>(a->out), a->out_stride, a->accumulate);
+    sum_call<float>(*a);
   }
 }
 
 void dwam_linear(const LinearArgs* a) {
   if (a->is_double) {
-    stream_linear(static_cast<const double*>(a->x), a->steps, a->S, a->I, a->O, a->st, a->ss,
-                  static_cast<const double*>(a->wt), static_cast<const double*>(a->bias),
-                  static_cast<double*>(a->y));
-    if (a->sum)
-      ordered_sum(static_cast<const double*>(a->x), a->steps, a->S, a->I, a->st, a->ss, 1,
-                static_cast<double*>(a->sum), a->sum_stride, a->accumulate);
+    linear_call<double>(*a);
   } else {
-    stream_linear(static_cast<const float*>(a->x), a->steps, a->S, a->I, a->O, a->st, a->ss,
-                  static_cast<const float*>(a->wt), static_cast<const float*>(a->bias),
-                  static_cast<float*>(a->y));
-    if (a->sum)
-      ordered_sum(static_cast<const float*>(a->x), a->steps, a->S, a->I, a->st, a->ss, 1,
-                static_cast<float*>(a->sum), a->sum_stride, a->accumulate);
+    linear_call<float>(*a);
   }
 }
-
 
 void dwam_update(const DwamArgs* a) {
   const int64_t is_double = a->is_double, S = a->S, P = a->P, slot = a->slot;
