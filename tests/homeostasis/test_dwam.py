@@ -764,11 +764,13 @@ def test_compiled_calls_match_the_torch_path_with_currents(one_thread, per_sampl
     assert float(torch.as_tensor(fast.weight_change()["fc1"]).min()) > 0  # (fc2 saturates)
 
 
+@pytest.mark.parametrize("n_out", [7, 45])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_stream_kernel_matches_its_torch_reference(dtype):
+def test_stream_kernel_matches_its_torch_reference(dtype, n_out):
     """``dwam_linear`` against ``_stream_product`` on inputs with zeros (±0), ones, negatives and
     a NaN, with and without a bias, through strided views: the same bits (NaN where the torch
-    reference has NaN); and both equal a float64 ``einsum`` up to rounding."""
+    reference has NaN); and both equal a float64 ``einsum`` up to rounding. ``n_out = 45`` takes
+    the kernel's blocks of four and of one SIMD vector and its scalar tail (float32 and 64)."""
     import ctypes
 
     from spikeforge.homeostasis import dwam as dwam_module
@@ -777,7 +779,7 @@ def test_stream_kernel_matches_its_torch_reference(dtype):
     if lib is None:
         pytest.fail(f"the DWAM kernel is unavailable: {dwam_module._LIBRARY.reason}")
     g = torch.Generator().manual_seed(4)
-    steps, streams, n_in, n_out = 4, 3, 9, 7
+    steps, streams, n_in = 4, 3, 9
     values = torch.tensor([0.0, -0.0, 1.0, 1.0, -0.7, 2.5, 0.3])
     x = values[torch.randint(len(values), (steps, streams, n_in), generator=g)].to(dtype)
     x[1, 2, 3] = float("nan")
