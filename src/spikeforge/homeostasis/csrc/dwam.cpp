@@ -19,6 +19,10 @@
 //     value as it is), x_i = 1 taken as W[:, i] itself (1·w = w); optionally summing its
 //     input per stream like dwam_sum;
 //   * dwam_finite: whether n contiguous values are all finite.
+// The selects of the update's loops (the gate's clip, θ's subnormal case) compare values whose
+// floating-point exceptions nobody reads: without trapping math the compiler may turn them into
+// blends and vectorise the loops. The results are the same IEEE operations.
+#pragma GCC optimize("no-trapping-math")
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -72,6 +76,34 @@ inline float decay_subnormal(float theta, float w) {
 }
 inline double decay_subnormal(double theta, double) { return theta; }  // never called
 
+// Steps 1-3 for the P post-synaptic neurons of one stream (First: the EMA starts at s):
+//   1. rate c = s or c + (s − c)·w_ema, s = sum·inv_post;
+//   2. CV window: running sums of the window and of its squares (double);
+//   3. sliding threshold θ ← θ + (c²/c_ref − θ)·w_θ, for c = 0 and a positive subnormal θ by
+//      decay_subnormal (the same bits), chosen lane by lane so that the loop vectorises (the
+//      plain formula is then computed from θ = 1, never from the subnormal).
+template <typename T, bool First>
+void post_rates(int64_t P, T inv_post, T w_ema, T w_theta, bool theta_decays,
+                const T* __restrict inv_ref, const T* __restrict sum_post, T* __restrict c_post,
+                T* __restrict theta, double* __restrict win, double* __restrict win_sum,
+                double* __restrict win_sq) {
+  for (int64_t j = 0; j < P; ++j) {
+    const T s = sum_post[j] * inv_post;
+    const T c = First ? s : c_post[j] + (s - c_post[j]) * w_ema;
+    c_post[j] = c;
+    const double old = win[j], now = static_cast<double>(c);
+    win_sum[j] = (win_sum[j] + now) - old;
+    win_sq[j] = (win_sq[j] + now * now) - old * old;
+    win[j] = now;
+    const T th = theta[j];
+    const bool tiny = theta_decays & (c == T(0)) & positive_subnormal(th);
+    const T plain_from = tiny ? T(1) : th;
+    const T target = (c * c) * inv_ref[j];
+    const T plain = plain_from + (target - plain_from) * w_theta;
+    theta[j] = tiny ? decay_subnormal(th, w_theta) : plain;
+  }
+}
+
 template <typename T>
 void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int64_t adapt,
             double ema, double theta_rate, double inv_count_post, double zeta2, double zeta2_w,
@@ -93,44 +125,33 @@ void update(int64_t S, int64_t P, int64_t slot, int64_t first, int64_t full, int
     }
   }
   const T inv_post = static_cast<T>(inv_count_post);
-  const int64_t n = S * P;
-  double* win = window + slot * n;
-  for (int64_t k = 0, j = 0; k < n; ++k, ++j) {  // j = k % P, the neuron (no division)
-    if (j == P) j = 0;
-    const T s = sum_post[k] * inv_post;
-    const T c = first ? s : c_post[k] + (s - c_post[k]) * w_ema;
-    c_post[k] = c;
-    // 2. CV window: running sums of the window and of its squares
-    const double old = win[k], now = static_cast<double>(c);
-    win_sum[k] = (win_sum[k] + now) - old;
-    win_sq[k] = (win_sq[k] + now * now) - old * old;
-    win[k] = now;
-    // 3. sliding threshold towards c²/c_ref
-    if (c == T(0) && positive_subnormal(theta[k]) && w_theta <= T(1)) {
-      theta[k] = decay_subnormal(theta[k], w_theta);  // the same bits (see above)
+  const bool theta_decays = w_theta <= T(1);
+  for (int64_t s = 0; s < S; ++s) {
+    if (first) {
+      post_rates<T, true>(P, inv_post, w_ema, w_theta, theta_decays, inv_ref, sum_post + s * P,
+                          c_post + s * P, theta + s * P, window + slot * S * P + s * P,
+                          win_sum + s * P, win_sq + s * P);
     } else {
-      const T target = (c * c) * inv_ref[j];
-      theta[k] = theta[k] + (target - theta[k]) * w_theta;
+      post_rates<T, false>(P, inv_post, w_ema, w_theta, theta_decays, inv_ref, sum_post + s * P,
+                           c_post + s * P, theta + s * P, window + slot * S * P + s * P,
+                           win_sum + s * P, win_sq + s * P);
     }
   }
   if (!full) return;
-  // 4. gate g = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), 0 where 0/0
+  // 4. gate g = sqrt(clip(ζ²·(W·Σc²/(Σc)² − 1), 0, 1)), 0 where 0/0 (branch-free, so that it
+  // vectorises; a silent window, Σc = Σc² = 0, is computed as 0/1: the same gate, 0, without
+  // NaN arithmetic)
+  const int64_t n = S * P;
   for (int64_t k = 0; k < n; ++k) {
-    if (win_sum[k] == 0.0 && win_sq[k] == 0.0) {  // a silent window: 0/0, NaN, gate 0
-      gate[k] = T(0);  // (the same result without NaN arithmetic, slow on some CPUs)
-      continue;
-    }
-    double r = win_sq[k] / (win_sum[k] * win_sum[k]);
+    const double total = win_sum[k], squares = win_sq[k];
+    const bool silent = (total == 0.0) & (squares == 0.0);
+    double r = (silent ? 0.0 : squares) / (silent ? 1.0 : total * total);
     r = r * zeta2_w;
     r = r - zeta2;
-    if (r < 0.0) {
-      r = 0.0;
-    } else if (r > 1.0) {
-      r = 1.0;
-    }
+    r = r < 0.0 ? 0.0 : r;
+    r = r > 1.0 ? 1.0 : r;  // (NaN stays NaN, as in the torch path's clamp)
     r = std::sqrt(r);
-    if (std::isnan(r)) r = 0.0;
-    gate[k] = static_cast<T>(r);
+    gate[k] = static_cast<T>(r != r ? 0.0 : r);
   }
   if (!adapt) return;
   // 5. W += (η·sign·φ) ⊗ c_pre with φ = (c − θ_M)·c·g
