@@ -107,7 +107,7 @@ NEURON_TYPES: tuple[type[nn.Module], ...] = (IF, LIF, DecayLIF, AdaptiveLIF)
 _STATE_FIELDS = ("weight", "c_pre", "c_post", "theta_m", "window", "c_ref")
 BACKENDS = ("auto", "compiled", "torch")
 _SOURCE_PATH = Path(__file__).with_name("csrc") / "dwam.cpp"
-_ABI = 4
+_ABI = 5
 _NO_PATCH = object()  # marks a module without a ``forward`` of its own in its ``__dict__``
 _KERNEL_DTYPES = (torch.float32, torch.float64)  # what the compiled kernels read
 
@@ -148,6 +148,16 @@ class _SumArgs(ctypes.Structure):
     ]
 
 
+class _FiniteArgs(ctypes.Structure):
+    """``FiniteArgs`` of ``csrc/dwam.cpp``: whether ``n`` contiguous values are all finite."""
+
+    _fields_ = [
+        ("is_double", ctypes.c_int64),
+        ("x", ctypes.c_void_p),
+        ("n", ctypes.c_int64),
+    ]
+
+
 class _LinearArgs(ctypes.Structure):
     """``LinearArgs`` of ``csrc/dwam.cpp``: a layer with per-stream working weights; ``x`` is
     ``[steps, S, I]`` with element strides ``(st, ss, 1)``."""
@@ -168,10 +178,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         ("dwam_update", _KernelArgs),
         ("dwam_sum", _SumArgs),
         ("dwam_linear", _LinearArgs),
+        ("dwam_finite", _FiniteArgs),
     ):
         getattr(lib, name).argtypes = [ctypes.POINTER(args)]
         getattr(lib, name).restype = None
-    lib.dwam_finite.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     lib.dwam_finite.restype = ctypes.c_int
     if lib.dwam_abi() != _ABI:
         raise RuntimeError("stale DWAM kernel library (ABI mismatch)")
@@ -349,7 +359,9 @@ class DWAM:
         self._lib: Any = None  # the compiled kernels, once chosen
         self._kernel_ok: bool | None = None  # decided at the first call
         self._fast_ready = False  # the compiled calls' arguments are built
-        self._spans: dict[tuple[Any, ...], int] = {}  # _dense_span of the inputs' layouts
+        # per input layout (shape, strides, dtype): the compiled finiteness check's arguments,
+        # or None where torch checks
+        self._finite: dict[tuple[Any, ...], tuple[_FiniteArgs, Any] | None] = {}
         self._removed = False
         self._updates = 0  # since reset (the CV window holds min(updates, W) entries)
 
@@ -385,6 +397,7 @@ class DWAM:
                 )
         self._n_post = offset
         self._layer_list = list(self._layers.values())
+        self._dtype = first.dtype  # of every state tensor
         self._c_ref = first.new_zeros(offset)  # [P]
         self._inv_ref = first.new_ones(offset)
         self._post_of: dict[str, list[_Plastic]] = {}
@@ -595,19 +608,21 @@ class DWAM:
         if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
             shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
             raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
-        if not x_seq.is_floating_point():
-            return
-        if self._kernel_ok and x_seq.is_cpu and x_seq.dtype in _KERNEL_DTYPES:
-            layout = (x_seq.shape, x_seq.stride())
-            n = self._spans.get(layout)
-            if n is None:
-                if len(self._spans) >= 64:  # many layouts: start over
-                    self._spans.clear()
-                n = self._spans[layout] = _dense_span(x_seq)
-            if n:  # the compiled check reads every value once
-                if self._lib.dwam_finite(x_seq.data_ptr(), n, x_seq.dtype == torch.float64):
+        if self._kernel_ok and x_seq.is_cpu:
+            layout = (x_seq.shape, x_seq.stride(), x_seq.dtype)
+            check = self._finite.get(layout, False)
+            if check is False:
+                if len(self._finite) >= 64:  # many layouts: start over
+                    self._finite.clear()
+                check = self._finite[layout] = self._finite_check(x_seq)
+            if check is not None:  # the compiled check reads every value once
+                args, ref = check
+                args.x = x_seq.data_ptr()
+                if self._lib.dwam_finite(ref):
                     return
                 raise ValueError("the input x_seq contains NaN or infinite values")
+        if not x_seq.is_floating_point():
+            return
         # one reduction: a NaN or inf anywhere makes the sum non-finite (float32/64 sums of
         # finite inputs overflow only beyond ~1e38 / 1e308; half types take the exact check)
         if x_seq.dtype in _KERNEL_DTYPES:
@@ -615,6 +630,16 @@ class DWAM:
                 return
         if not torch.isfinite(x_seq).all():
             raise ValueError("the input x_seq contains NaN or infinite values")
+
+    @staticmethod
+    def _finite_check(x_seq: Tensor) -> tuple[_FiniteArgs, Any] | None:
+        """The compiled finiteness check's arguments for ``x_seq``'s layout (all but the data
+        pointer), or ``None`` where it does not apply (not float32/64, not a dense span)."""
+        n = _dense_span(x_seq) if x_seq.dtype in _KERNEL_DTYPES else 0
+        if not n:
+            return None
+        args = _FiniteArgs(is_double=int(x_seq.dtype == torch.float64), n=n)
+        return args, ctypes.byref(args)
 
     def __call__(self, x_seq: Tensor) -> Any:
         """Run the model on ``x_seq [T, B, ...]`` with the working weights (no autograd), then
@@ -949,6 +974,46 @@ class DWAM:
         self._lib.dwam_sum(ref)
         self._count(pl, pre, t, rows if shared else t)
 
+    def _sum_fast(self, pl: _Plastic, pre: bool, x: Tensor, t: int, shared: bool) -> bool:
+        """:meth:`_sum_compiled` in the fewest steps for the common layouts (``x`` a CPU tensor
+        of the state's dtype, ``[T, B, N]`` or ``[T·B, N]`` with a unit-strided last dimension,
+        and per-sample: ``B`` the number of streams); ``False``, having done nothing, for any
+        other input (then the caller takes the general path, which also names what is
+        wrong)."""
+        shape = x.shape
+        n = pl.n_in if pre else pl.n_out
+        if len(shape) == 3:
+            if shape[0] != t or shape[2] != n:
+                return False
+            batch = shape[1]
+            st, sb, sn = x.stride()
+        elif len(shape) == 2 and shape[1] == n and t and not shape[0] % t:
+            batch = shape[0] // t
+            sb, sn = x.stride()
+            st = sb * batch
+        else:
+            return False
+        if (sn != 1 and n != 1) or (not shared and batch != self._streams):
+            return False
+        args, ref = pl.sum_pre_args if pre else pl.sum_post_args
+        args.x = x.data_ptr()
+        args.steps = t
+        args.batch = batch
+        args.st = st
+        args.sb = sb
+        count = t * batch if shared else t
+        if pre:
+            args.accumulate = pl.seen_pre
+            self._lib.dwam_sum(ref)
+            pl.seen_pre += t
+            pl.count_pre += count
+        else:
+            args.accumulate = pl.seen_post
+            self._lib.dwam_sum(ref)
+            pl.seen_post += t
+            pl.count_post += count
+        return True
+
     def _stream_layer(self, pl: _Plastic, x: Tensor, t: int) -> Tensor:
         """The plastic layer on ``x`` (``[T, S, N_in]`` or ``[T·S, N_in]``) with each stream's
         working weights, collecting its input: the compiled ``dwam_linear`` where it applies,
@@ -989,6 +1054,14 @@ class DWAM:
             def forward(*args: Any, **kwargs: Any) -> Any:
                 x = args[0] if args else kwargs["input"]
                 t, shared = self._call  # type: ignore[misc]
+                if (  # the common case, in the fewest steps
+                    self._fast_call
+                    and pl.weight_t is None
+                    and x.dtype == self._dtype
+                    and x.is_cpu
+                    and self._sum_fast(pl, True, x, t, shared)
+                ):
+                    return F.linear(x, pl.weight0, pl.linear.bias)
                 if x.shape[-1] != n_in or x.numel() % (t * n_in):
                     original(*args, **kwargs)  # the layer's own error first, if it has one
                     raise ValueError(
@@ -1020,9 +1093,22 @@ class DWAM:
         binary = isinstance(module, NEURON_TYPES)  # 0/1 spikes
         streams = self.stream_state and binary
         posts = self._post_of.get(npath, [])
+        plain = binary and not self.stream_state and len(posts) == 1  # the common case
+        post = posts[0] if posts else None
 
         def make(original: Any) -> Any:
             def forward(*args: Any, **kwargs: Any) -> Any:
+                if plain:  # the common case, in the fewest steps
+                    out = original(*args, **kwargs)
+                    if (
+                        self._fast_call
+                        and isinstance(out, Tensor)
+                        and out.dtype == self._dtype
+                        and out.is_cpu
+                        and self._sum_fast(post, False, out, *self._call)  # type: ignore[misc]
+                    ):
+                        return out
+                    return self._neuron_call(npath, binary, posts, out)
                 if (
                     streams
                     and len(args) == 1

@@ -396,11 +396,18 @@ struct DwamArgs {
   const int64_t* transposed;
 };
 
-int dwam_abi() { return 4; }
+// dwam_finite's arguments (mirrored by _FiniteArgs in dwam.py).
+struct FiniteArgs {
+  int64_t is_double;
+  const void* x;
+  int64_t n;
+};
 
-int dwam_finite(const void* x, int64_t n, int64_t is_double) {
-  return is_double ? all_finite(static_cast<const double*>(x), n)
-                   : all_finite(static_cast<const float*>(x), n);
+int dwam_abi() { return 5; }
+
+int dwam_finite(const FiniteArgs* a) {
+  return a->is_double ? all_finite(static_cast<const double*>(a->x), a->n)
+                      : all_finite(static_cast<const float*>(a->x), a->n);
 }
 
 void dwam_sum(const SumArgs* a) {
