@@ -712,8 +712,8 @@ class DWAM:
             self._update_compiled(layers, 1.0 / count, full)
         else:
             self._update_torch(layers, 1.0 / count, full)
-        for pl in layers:
-            pl.clear_pending()
+        for pl in layers:  # (clear_pending, inline)
+            pl.seen_pre = pl.seen_post = pl.count_pre = pl.count_post = 0
         self._updates = updates
         self._gate = self._gate_buf if full else None
         if updates % self.window == 0:
@@ -859,14 +859,13 @@ class DWAM:
                 module, make_forward, cached = target
                 slots = module.__dict__
                 previous = slots.get("forward", _NO_PATCH)
-                patched.append((slots, previous))
-                if previous is _NO_PATCH and cached and cached[0] is type(module).forward:
+                if previous is _NO_PATCH:  # the patch made around the class forward
+                    if not (cached and cached[0] is type(module).forward):
+                        target[2] = cached = (type(module).forward, make_forward(module.forward))
                     slots["forward"] = cached[1]
-                elif previous is _NO_PATCH:
-                    target[2] = (type(module).forward, make_forward(module.forward))
-                    slots["forward"] = target[2][1]
                 else:  # a forward set on the instance: wrap that one
                     slots["forward"] = make_forward(previous)
+                patched.append((slots, previous))
             return self.model(x_seq)
         finally:
             self._call = None
@@ -983,7 +982,7 @@ class DWAM:
         shape = x.shape
         n = pl.n_in if pre else pl.n_out
         if len(shape) == 3:
-            if shape[0] != t or shape[2] != n:
+            if shape[0] != t or shape[2] != n or not t:
                 return False
             batch = shape[1]
             st, sb, sn = x.stride()
