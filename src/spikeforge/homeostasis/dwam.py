@@ -848,7 +848,8 @@ class DWAM:
         if self._removed:
             raise RuntimeError("this DWAM was removed (remove()); build a new DWAM")
         self._working = working
-        self._fast_call = self._fast_ready and self._recording is None
+        # the compiled fast paths: with the working weights, outside record_reference
+        self._fast_call = working and self._fast_ready and self._recording is None
         self._call = (x_seq.shape[0], shared or not self.per_sample)
         patched: list[tuple[dict[str, Any], Any]] = []
         try:
