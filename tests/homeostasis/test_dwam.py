@@ -320,8 +320,10 @@ def test_bad_inputs_and_parameters(setup):
         streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
     streaming.reset()
     streaming(spikes_in(torch.Generator().manual_seed(0), T, 3))
-    with pytest.raises(ValueError, match=r"time-first input \[T, B, \.\.\.\], got \[100\]"):
+    with pytest.raises(ValueError, match=r"time-first input \[T >= 1, B, \.\.\.\], got \[100\]"):
         dwam(torch.zeros(N_IN))
+    with pytest.raises(ValueError, match=r"\[T >= 1, B, \.\.\.\], got \[0, 2, 100\]"):
+        dwam(torch.zeros(0, 2, N_IN))  # no time step
     with pytest.raises(RuntimeError, match=r"mat1 and mat2|shapes cannot|size"):
         dwam(torch.zeros(T, 1, 7))  # the model itself rejects a wrong feature size
     assert dwam._call is None  # the patches are off again after the error

@@ -602,9 +602,9 @@ class DWAM:
     # -- running ---------------------------------------------------------------------------
 
     def _check_input(self, x_seq: Tensor) -> None:
-        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2:
+        if not isinstance(x_seq, Tensor) or x_seq.dim() < 2 or not x_seq.shape[0]:
             shape = list(x_seq.shape) if isinstance(x_seq, Tensor) else type(x_seq).__name__
-            raise ValueError(f"DWAM expects a time-first input [T, B, ...], got {shape}")
+            raise ValueError(f"DWAM expects a time-first input [T >= 1, B, ...], got {shape}")
         if self._kernel_ok and x_seq.is_cpu:
             layout = (x_seq.shape, x_seq.stride(), x_seq.dtype)
             check = self._finite.get(layout, False)
