@@ -952,31 +952,25 @@ class DWAM:
 
     def _sum_compiled(self, pl: _Plastic, pre: bool, x: Tensor, t: int, shared: bool) -> None:
         """:meth:`_collect` by the compiled ``dwam_sum`` (inputs: the same order as
-        :func:`_ordered_sum`; spikes: exact), for CPU ``x`` of the state's dtype."""
-        if pre:
-            args, ref = pl.sum_pre_args
-            n, seen = pl.n_in, pl.seen_pre
-        else:
-            args, ref = pl.sum_post_args
-            n, seen = pl.n_out, pl.seen_post
-        rows = x.numel() // n
-        batch = rows // t
+        :func:`_ordered_sum`; spikes: exact), for CPU ``x`` of the state's dtype in any layout
+        holding ``T·B·N`` values: read as ``[T, B, N]`` (a copy where that is no view with a
+        unit-strided last dimension), then summed by :meth:`_sum_fast`."""
+        n = pl.n_in if pre else pl.n_out
+        batch = x.numel() // (t * n)
         if not shared:
             self._check_streams(pl, "pre" if pre else "post", batch)
-        x, args.st, args.sb = _as_steps(x, t, batch, n)
-        args.x = x.data_ptr()
-        args.steps = t
-        args.batch = batch
-        args.accumulate = seen != 0
-        self._lib.dwam_sum(ref)
-        self._count(pl, pre, t, rows if shared else t)
+        x = x.reshape(t, batch, n)
+        if x.stride(2) != 1:
+            x = x.contiguous()
+        summed = self._sum_fast(pl, pre, x, t, shared)
+        assert summed, "a [T, B, N] tensor with a unit-strided last dimension is always summed"
 
     def _sum_fast(self, pl: _Plastic, pre: bool, x: Tensor, t: int, shared: bool) -> bool:
-        """:meth:`_sum_compiled` in the fewest steps for the common layouts (``x`` a CPU tensor
-        of the state's dtype, ``[T, B, N]`` or ``[T·B, N]`` with a unit-strided last dimension,
-        and per-sample: ``B`` the number of streams); ``False``, having done nothing, for any
-        other input (then the caller takes the general path, which also names what is
-        wrong)."""
+        """The compiled ``dwam_sum`` of ``x`` in the fewest steps, for the common layouts (``x``
+        a CPU tensor of the state's dtype, ``[T, B, N]`` or ``[T·B, N]`` with a unit-strided
+        last dimension, and per-sample: ``B`` the number of streams); ``False``, having done
+        nothing, for any other input (then the caller takes the general path, which also names
+        what is wrong)."""
         shape = x.shape
         n = pl.n_in if pre else pl.n_out
         if len(shape) == 3:
