@@ -18,6 +18,7 @@ from spikeforge.control import (
     rollout,
     save_host,
 )
+from spikeforge.control.arena import MAX_OMEGA, MAX_V, ObstacleArenaEnv, potential_field_expert
 from spikeforge.core.neurons import LIF, DecayLIF, MultiStep
 
 
@@ -29,7 +30,9 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize(("task", "d", "a"), [("cartpole", 4, 2), ("pendulum", 3, 1)])
+@pytest.mark.parametrize(
+    ("task", "d", "a"), [("cartpole", 4, 2), ("pendulum", 3, 1), ("arena", 12, 2)]
+)
 def test_shapes_and_structure(task: str, d: int, a: int) -> None:
     host = make_host(task, seed=0)  # type: ignore[arg-type]
     assert host.config.steps == 5 and host.config.hidden == (64, 64)
@@ -39,9 +42,13 @@ def test_shapes_and_structure(task: str, d: int, a: int) -> None:
     assert torch.equal(x[0], x[4])  # constant current at every SNN step
     assert host(x).shape == (5, 7, a)
     assert host.decision(obs).shape == (7, a)
-    act = host.act(obs)
+    act = host.act(obs).detach()
     if task == "cartpole":
         assert act.shape == (7,) and act.dtype == torch.int64
+    elif task == "arena":  # (v, ω) within the arena's action box
+        assert act.shape == (7, 2)
+        assert float(act[:, 0].min()) >= 0.0 and float(act[:, 0].max()) <= MAX_V
+        assert float(act[:, 1].abs().max()) <= MAX_OMEGA
     else:
         assert act.shape == (7, 1) and float(act.detach().abs().max()) <= 2.0
     # layers DWAM attaches to: MultiStep(Linear) followed by a spikeforge neuron
@@ -88,7 +95,7 @@ _SMALL = dict(
 )
 
 
-@pytest.mark.parametrize("task", ["cartpole", "pendulum"])
+@pytest.mark.parametrize("task", ["cartpole", "pendulum", "arena"])
 def test_behaviour_clone_is_deterministic(task: str) -> None:
     a = behaviour_clone(task, seed=1, **_SMALL)  # type: ignore[arg-type]
     b = behaviour_clone(task, seed=1, **_SMALL)  # type: ignore[arg-type]
@@ -98,7 +105,7 @@ def test_behaviour_clone_is_deterministic(task: str) -> None:
     assert torch.equal(a.decision(obs), b.decision(obs))
 
 
-@pytest.mark.parametrize("task", ["cartpole", "pendulum"])
+@pytest.mark.parametrize("task", ["cartpole", "pendulum", "arena"])
 def test_save_load_predicts_identically(task: str, tmp_path: Path) -> None:
     host = make_host(task, seed=2)  # type: ignore[arg-type]
     path = save_host(host, tmp_path / "sub" / "host.pt")
@@ -143,3 +150,20 @@ def test_fast_cartpole_clone_beats_trivial_policies() -> None:
     )
     assert always < 15
     assert snn > 5 * always
+
+
+def test_fast_arena_clone_reaches_goals_like_its_expert() -> None:
+    """A host cloned from the potential-field expert on a few static-arena episodes reaches the
+    goal in at least as many of 10 held-out episodes as the expert, less one, and more often
+    than driving straight at full speed (which mostly collides)."""
+    host = behaviour_clone("arena", seed=0, expert_episodes=20, noisy_episodes=20, epochs=15)
+    env = ObstacleArenaEnv()
+    seeds = range(1000, 1010)
+
+    def successes(policy: object) -> int:
+        return sum(bool(rollout(env, policy, seed=s).info["success"]) for s in seeds)
+
+    snn = successes(HostPolicy(host))
+    expert = successes(potential_field_expert)
+    straight = successes(lambda obs: np.array([MAX_V, 0.0], dtype=np.float32))
+    assert snn >= expert - 1 and snn > straight, (snn, expert, straight)

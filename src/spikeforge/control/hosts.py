@@ -1,4 +1,5 @@
-"""SNN host policies for CartPole-v1 and Pendulum-v1, trained by behaviour cloning (spec §6.1).
+"""SNN host policies for CartPole-v1, Pendulum-v1 (spec §6.1) and the obstacle arena (§6.2),
+trained by behaviour cloning.
 
 A host is a plain multi-step network of :mod:`spikeforge.core` layers::
 
@@ -15,12 +16,15 @@ non-leaky, non-spiking readout whose mean over the ``T`` steps is the decision v
 
 Actions: CartPole: ``argmax`` of the mean readout over ``T`` (the non-spiking readout was chosen
 over output spike counts because counts over ``T = 5`` steps tie often and train less reliably);
-Pendulum: ``u = 2·tanh(mean readout)``.
+Pendulum: ``u = 2·tanh(mean readout)``; arena (12-64-64-2, the static variant of
+:class:`~spikeforge.control.arena.ObstacleArenaEnv`): ``v = (1 + tanh(r_0))/2`` m/s and
+``ω = 1.5·tanh(r_1)`` rad/s, the range of the arena's continuous actions.
 
 Training (:func:`behaviour_clone`): expert rollouts plus perturbed-expert rollouts (random actions
 / torque noise executed, clean expert labels) and DAgger iterations (the host acts, the expert
-labels), BPTT with surrogate gradients, cross-entropy (CartPole) or MSE on the torque
-(Pendulum). Deterministic for a given seed on a given machine (CPU, one thread recommended).
+labels), BPTT with surrogate gradients, cross-entropy (CartPole), MSE on the torque (Pendulum)
+or on ``(v, ω/1.5)`` (arena, the potential-field expert). Deterministic for a given seed on a
+given machine (CPU, one thread recommended).
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeforge.control.arena import (
+    MAX_OMEGA,
+    MAX_STEPS,
+    MAX_V,
+    ObstacleArenaEnv,
+    potential_field_expert,
+)
 from spikeforge.control.experts import cartpole_expert, pendulum_expert
 from spikeforge.core.neurons import LIF, MultiStep
 from spikeforge.io import atomic_write
@@ -55,7 +66,7 @@ __all__ = [
     "save_host",
 ]
 
-Task = Literal["cartpole", "pendulum"]
+Task = Literal["cartpole", "pendulum", "arena"]
 NeuronFactory = Callable[[], nn.Module]
 
 #: Fixed per-dimension scale of ``[x, ẋ, θ, θ̇]`` (about 1 / typical range).
@@ -65,6 +76,7 @@ PENDULUM_OBS_SCALE: tuple[float, ...] = (1.0, 1.0, 1 / 8.0)
 
 _ENV_IDS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
 _MAX_TORQUE = 2.0
+_ARENA_SCALE = (MAX_V, MAX_OMEGA)  # the arena actions' ranges (the loss compares a / scale)
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,9 @@ class HostConfig:
     """Hyper-parameters of a host (all plain values, saved beside the weights).
 
     Attributes:
-        task: ``"cartpole"`` or ``"pendulum"``.
-        obs_dim, n_out: input and readout sizes (4, 2 for CartPole; 3, 1 for Pendulum).
+        task: ``"cartpole"``, ``"pendulum"`` or ``"arena"``.
+        obs_dim, n_out: input and readout sizes (4, 2 for CartPole; 3, 1 for Pendulum; 12, 2 for
+            the arena).
         hidden: sizes of the two spiking layers.
         steps: ``T``, SNN steps per environment step.
         obs_scale: per-dimension input scale.
@@ -92,13 +105,16 @@ class HostConfig:
 
 
 def host_config(task: Task, **overrides: Any) -> HostConfig:
-    """The spec §6.1 configuration of ``task`` (CartPole 4-64-64-2, Pendulum 3-64-64-1, T = 5)."""
+    """The configuration of ``task``: spec §6.1 (CartPole 4-64-64-2, Pendulum 3-64-64-1) or the
+    arena's 12-64-64-2 (its observations are already in [-1, 1]: scale 1); T = 5."""
     if task == "cartpole":
         base: dict[str, Any] = {"obs_dim": 4, "n_out": 2, "obs_scale": CARTPOLE_OBS_SCALE}
     elif task == "pendulum":
         base = {"obs_dim": 3, "n_out": 1, "obs_scale": PENDULUM_OBS_SCALE}
+    elif task == "arena":
+        base = {"obs_dim": 12, "n_out": 2, "obs_scale": (1.0,) * 12}
     else:
-        raise ValueError(f"unknown task {task!r}; choose 'cartpole' or 'pendulum'")
+        raise ValueError(f"unknown task {task!r}; choose 'cartpole', 'pendulum' or 'arena'")
     base.update(overrides)
     return HostConfig(task=task, **base)
 
@@ -150,13 +166,18 @@ class Host(nn.Module):
         return self(self.encode(obs)).mean(0)
 
     def act(self, obs: Tensor) -> Tensor:
-        """Observations ``[B, D]`` -> actions: ``[B]`` int64 (CartPole) or ``[B, 1]`` torques."""
+        """Observations ``[B, D]`` -> actions: ``[B]`` int64 (CartPole), ``[B, 1]`` torques
+        (Pendulum) or ``[B, 2]`` ``(v, ω)`` (arena)."""
         return self.to_action(self.decision(obs))
 
     def to_action(self, decision: Tensor) -> Tensor:
-        """Mean readout ``[B, A]`` -> actions (argmax for CartPole, ``2·tanh`` torques)."""
+        """Mean readout ``[B, A]`` -> actions (argmax for CartPole, ``2·tanh`` torques, the
+        arena's ``(v, ω)``: see the module docstring)."""
         if self.config.task == "cartpole":
             return decision.argmax(-1)
+        if self.config.task == "arena":
+            v = (1.0 + torch.tanh(decision[:, 0])) * (0.5 * MAX_V)
+            return torch.stack([v, MAX_OMEGA * torch.tanh(decision[:, 1])], dim=1)
         return _MAX_TORQUE * torch.tanh(decision)
 
 
@@ -176,7 +197,8 @@ def make_host(
 class HostPolicy:
     """Adapter ``numpy observation -> action`` for :func:`~spikeforge.control.rollout`.
 
-    Returns an ``int`` (CartPole) or a float32 array of shape ``(1,)`` (Pendulum). Runs the host
+    Returns an ``int`` (CartPole) or a float32 array of shape ``(1,)`` (Pendulum) or ``(2,)``
+    (arena). Runs the host
     without gradients; each call starts from the neurons' initial state (no state across
     environment steps).
     """
@@ -197,12 +219,23 @@ class HostPolicy:
 
 
 def _expert(task: Task) -> Callable[[np.ndarray], Any]:
-    return cartpole_expert if task == "cartpole" else pendulum_expert
+    return {"cartpole": cartpole_expert, "pendulum": pendulum_expert}.get(
+        task, potential_field_expert
+    )
 
 
-def _label(task: Task, obs: np.ndarray) -> float:
+def _label(task: Task, obs: np.ndarray) -> Any:
+    """The expert's action as a training label: a float (CartPole, Pendulum) or ``(v, ω)``."""
     a = _expert(task)(obs)
+    if task == "arena":
+        return np.asarray(a, dtype=np.float32)
     return float(a) if task == "cartpole" else float(np.asarray(a)[0])
+
+
+def _make_env(task: Task, max_episode_steps: int | None) -> gym.Env:
+    if task == "arena":  # the static variant, where the expert is calibrated
+        return ObstacleArenaEnv(max_steps=max_episode_steps or MAX_STEPS)
+    return gym.make(_ENV_IDS[task], max_episode_steps=max_episode_steps)
 
 
 def _collect(
@@ -210,10 +243,10 @@ def _collect(
     env: gym.Env,
     act: Callable[[np.ndarray], Any],
     seeds: list[int],
-) -> tuple[list[np.ndarray], list[float]]:
+) -> tuple[list[np.ndarray], list[Any]]:
     """Run ``act`` from each reset seed; record every observation with its expert label."""
     xs: list[np.ndarray] = []
-    ys: list[float] = []
+    ys: list[Any] = []
     for s in seeds:
         obs, _ = env.reset(seed=s)
         while True:
@@ -234,7 +267,8 @@ def _fit(
     opt: torch.optim.Optimizer,
     gen: torch.Generator,
 ) -> float:
-    """BPTT on ``x [N, D]``, labels ``y [N]``; returns the last epoch's mean loss."""
+    """BPTT on ``x [N, D]``, labels ``y [N]`` (arena: ``[N, 2]``); returns the last epoch's mean
+    loss."""
     host.train()
     last = float("nan")
     for _ in range(epochs):
@@ -245,6 +279,9 @@ def _fit(
             out = host.decision(x[idx])
             if host.config.task == "cartpole":
                 loss = F.cross_entropy(out, y[idx].long())
+            elif host.config.task == "arena":
+                scale = out.new_tensor(_ARENA_SCALE)
+                loss = F.mse_loss(host.to_action(out) / scale, y[idx] / scale)
             else:
                 loss = F.mse_loss(_MAX_TORQUE * torch.tanh(out[:, 0]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -276,7 +313,8 @@ def behaviour_clone(
     """Train a host for ``task`` by behaviour cloning of the expert (spec §6.1).
 
     Data: ``expert_episodes`` expert rollouts, ``noisy_episodes`` rollouts of a perturbed expert
-    (CartPole: a random action with probability 0.25; Pendulum: torque noise N(0, 1), clipped),
+    (CartPole: a random action with probability 0.25; Pendulum: torque noise N(0, 1), clipped;
+    arena: noise N(0, 0.2²) on v and N(0, 0.5²) on ω, clipped),
     then ``dagger_iters`` DAgger iterations of ``dagger_episodes`` host rollouts each (the host
     acts; the expert labels every visited state; the data set is aggregated and training
     continues for ``dagger_epochs``). Every observation is labelled with the clean expert action.
@@ -285,7 +323,7 @@ def behaviour_clone(
     Deterministic given ``seed`` (weights, data order, perturbations, reset seeds).
 
     Args:
-        task: ``"cartpole"`` or ``"pendulum"``.
+        task: ``"cartpole"``, ``"pendulum"`` or ``"arena"`` (the static arena).
         seed: host seed.
         max_episode_steps: optional shorter time limit for the collected episodes (fast tests).
         neuron: neuron factory passed to :class:`Host`.
@@ -295,7 +333,7 @@ def behaviour_clone(
         The trained :class:`Host`, in eval mode.
     """
     host = make_host(task, seed, neuron=neuron)
-    env = gym.make(_ENV_IDS[task], max_episode_steps=max_episode_steps)
+    env = _make_env(task, max_episode_steps)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     expert = _expert(task)
@@ -308,6 +346,10 @@ def behaviour_clone(
     def perturbed(obs: np.ndarray) -> Any:
         if task == "cartpole":
             return int(rng.integers(2)) if rng.random() < 0.25 else expert(obs)
+        if task == "arena":
+            a = np.asarray(expert(obs), dtype=np.float64) + rng.normal(0.0, (0.2, 0.5))
+            low, high = (0.0, -MAX_OMEGA), (MAX_V, MAX_OMEGA)
+            return np.clip(a, low, high).astype(np.float32)
         u = float(np.asarray(expert(obs))[0]) + float(rng.normal(0.0, 1.0))
         return np.array([min(max(u, -_MAX_TORQUE), _MAX_TORQUE)], dtype=np.float32)
 
@@ -319,6 +361,8 @@ def behaviour_clone(
     opt = torch.optim.Adam(host.parameters(), lr=lr)
 
     def tensors() -> tuple[Tensor, Tensor]:
+        if task == "arena":
+            return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
         return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.float32)
 
     loss = _fit(host, *tensors(), epochs, batch_size, opt, gen)
