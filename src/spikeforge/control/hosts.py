@@ -219,9 +219,11 @@ class HostPolicy:
 
 
 def _expert(task: Task) -> Callable[[np.ndarray], Any]:
-    return {"cartpole": cartpole_expert, "pendulum": pendulum_expert}.get(
-        task, potential_field_expert
-    )
+    return {
+        "cartpole": cartpole_expert,
+        "pendulum": pendulum_expert,
+        "arena": potential_field_expert,
+    }[task]
 
 
 def _label(task: Task, obs: np.ndarray) -> Any:
@@ -360,10 +362,8 @@ def behaviour_clone(
         ys += y2
     opt = torch.optim.Adam(host.parameters(), lr=lr)
 
-    def tensors() -> tuple[Tensor, Tensor]:
-        if task == "arena":
-            return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-        return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.float32)
+    def tensors() -> tuple[Tensor, Tensor]:  # labels [N] (arena: [N, 2])
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.asarray(ys, np.float32))
 
     loss = _fit(host, *tensors(), epochs, batch_size, opt, gen)
     if verbose:

@@ -1144,13 +1144,7 @@ class DWAM:
                     f"the neuron {npath!r} after the plastic layer {pl.path!r} returned "
                     f"{shape}, not time-first spikes [T = {t}, B, {n_out}]"
                 )
-            if (
-                self._fast_call
-                and binary
-                and spikes.is_cpu
-                and spikes.dtype == self._c_ref.dtype
-                and spikes.is_contiguous()
-            ):
+            if self._fast_call and binary and spikes.is_cpu and spikes.dtype == self._dtype:
                 self._sum_compiled(pl, False, spikes, t, shared)
             else:
                 self._collect(pl, "post", spikes, t, shared)
