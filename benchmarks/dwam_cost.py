@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from spikeforge.control import Host, host_config, make_host
+from spikeforge.control import Host, host_config
 from spikeforge.core.neurons import LIF
 from spikeforge.experiments.dwam.runs import neuron_factory
 from spikeforge.homeostasis import DWAM
@@ -88,15 +88,42 @@ def _block(step: Callable, observations: list[torch.Tensor]) -> float:
     return (time.perf_counter() - start) / len(observations)
 
 
+def _hidden(text: str) -> tuple[int, int]:
+    """``--hidden`` value: two positive sizes, ``64,64``."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected two positive sizes like 64,64: {text!r}")
+    return sizes  # type: ignore[return-value]
+
+
+def _host(task: str, family: str, hidden: tuple[int, int]) -> Host:
+    """The task's host of ``family`` with hidden sizes ``hidden`` (64, 64: the study's), seed 0
+    (the weights :func:`~spikeforge.control.make_host` gives for the study's sizes)."""
+    config = host_config(task, hidden=hidden)
+    if family == "lif-fused":  # the study's LIF hosts with the default backend ("auto")
+        factory: Callable[[], torch.nn.Module] | None = lambda: LIF(tau=config.tau)  # noqa: E731
+    else:
+        factory = neuron_factory(family)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return Host(config, neuron=factory)
+
+
 @torch.no_grad()
 def bench_setting(
-    task: str, family: str, batch: int, per_sample: bool, phase: str, steps: int, repeats: int
+    task: str,
+    family: str,
+    batch: int,
+    per_sample: bool,
+    phase: str,
+    steps: int,
+    repeats: int,
+    hidden: tuple[int, int] = (64, 64),
 ) -> dict:
-    if family == "lif-fused":  # the study's LIF hosts with the default backend ("auto")
-        tau = host_config(task).tau
-        host = make_host(task, seed=0, neuron=lambda: LIF(tau=tau), neuron_name="lif")
-    else:
-        host = make_host(task, seed=0, neuron=neuron_factory(family), neuron_name=family)
+    host = _host(task, family, hidden)
     g = torch.Generator().manual_seed(1)
     observations = [torch.randn(batch, host.config.obs_dim, generator=g) for _ in range(steps)]
     dwam = DWAM(host, ["fc1", "fc2"], window=PHASES[phase], c_ref=0.1, per_sample=per_sample)
@@ -138,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument(
+        "--hidden", type=_hidden, default=(64, 64), help="the two hidden sizes (64,64: the study's)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
+    hidden = args.hidden
     families = [f for f in args.families.split(",") if f]
     for f in families:
         if f not in FAMILIES:
@@ -159,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 for batch, per_sample in MODES:
                     for phase in PHASES:
                         row = bench_setting(
-                            task, family, batch, per_sample, phase, args.steps, args.repeats
+                            task, family, batch, per_sample, phase, args.steps, args.repeats, hidden
                         )
                         row["threads"] = threads
                         rows.append(row)
@@ -188,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_before": load_before,
                 "load_after": load_average(),
                 "steps": args.steps,
+                "hidden": list(hidden),
                 "repeats": args.repeats,
                 "target_ratio": TARGET_RATIO,
                 "worst": {

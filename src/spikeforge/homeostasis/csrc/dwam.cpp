@@ -270,7 +270,8 @@ inline void accumulate_block(const T* __restrict w, int64_t O, const int64_t* __
 // x [T, S, I] with element strides (st, ss, 1), wt [S, I, O] and y [T, S, O] contiguous; b may be
 // null (then +0). Per row of x: its nonzero inputs are listed first (a vectorised comparison,
 // then the set bytes of each 8-byte word in ascending order; NaN counts as nonzero), then each
-// block of outputs sums their weight rows in registers.
+// block of outputs sums their weight rows in registers. Stream by stream, so that a stream's
+// weights stay in cache over the steps.
 template <typename T>
 void stream_linear(const T* __restrict x, int64_t steps, int64_t S, int64_t I, int64_t O,
                    int64_t st, int64_t ss, const T* __restrict wt, const T* __restrict bias,
@@ -283,8 +284,8 @@ void stream_linear(const T* __restrict x, int64_t steps, int64_t S, int64_t I, i
   uint8_t* __restrict nz = nonzero.data();
   int64_t* __restrict idx = index.data();
   T* __restrict val = value.data();
-  for (int64_t t = 0; t < steps; ++t) {
-    for (int64_t s = 0; s < S; ++s) {
+  for (int64_t s = 0; s < S; ++s) {
+    for (int64_t t = 0; t < steps; ++t) {
       const T* __restrict xr = x + t * st + s * ss;
       T* __restrict yr = y + (t * S + s) * O;
       const T* __restrict w = wt + s * I * O;
